@@ -1,0 +1,5 @@
+import sys
+
+from fashionseg.cli import main
+
+sys.exit(main())
