@@ -29,7 +29,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     parser = argparse.ArgumentParser(
         prog="fashionseg",
-        description="Mask R-CNN for clothing with localized attributes (Fashionpedia), built with torchvision.",
+        description="Mask R-CNN for clothing with localized attributes (Fashionpedia), in torchvision.",
     )
     parser.add_argument("--version", action="version", version=f"fashionseg {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)

@@ -1,0 +1,456 @@
+"""Training: detectron2's schedule on a torchvision model, exact resume, one code path for 1..N processes.
+
+``train(cfg)`` runs SGD (momentum, weight decay, none on norm layers) with linear warmup and multi-step
+decay; the learning rate is ``base_lr`` scaled by ``ims_per_batch / reference_batch``. Under ``torchrun`` the
+same loop runs with DistributedDataParallel (NCCL on GPUs, gloo on the CPU); ``ims_per_batch`` is the total
+over all processes.
+
+Exact resume: every random draw of the loop (the flip augmentation and the model's RPN/RoI sampling) comes
+from the main process's global torch generator, whose state is saved with each checkpoint; the data order is
+a pure function of (seed, iteration); data-loader workers only decode and resize, which is deterministic. A
+run killed at any point and resumed with ``resume=True`` therefore ends with the same weights as a run that
+was never interrupted (on the CPU; cuDNN kernels are not bit-deterministic).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Sampler
+from tqdm.auto import tqdm
+
+from fashionseg import checkpoint
+from fashionseg.config import RunConfig, list_presets, load_config, read_config, save_config, to_dict
+from fashionseg.data.dataset import FashionpediaDataset
+from fashionseg.data.synthetic import ensure_synthetic
+from fashionseg.data.transforms import Resize
+from fashionseg.distributed import DistInfo, barrier, init_from_env, resolve_device, shutdown
+from fashionseg.errors import FashionsegError
+from fashionseg.models import build_model
+
+
+class NonFiniteLossError(FashionsegError):
+    """Training produced a NaN or infinite loss; the message names the iteration and every loss term."""
+
+
+def lr_factor(
+    iteration: int, warmup_iters: int, warmup_factor: float, steps: tuple[int, ...], gamma: float
+) -> float:
+    """detectron2's WarmupMultiStepLR: linear warmup from ``warmup_factor`` to 1, then ``gamma`` per step."""
+    decay = gamma ** sum(iteration >= s for s in steps)
+    if iteration >= warmup_iters:
+        return decay
+    alpha = iteration / warmup_iters
+    return decay * (warmup_factor * (1 - alpha) + alpha)
+
+
+class TrainingSampler(Sampler[list[int]]):
+    """An endless stream of batches whose content depends only on (seed, iteration, rank).
+
+    Each pass over the dataset is a fresh permutation seeded by ``seed + pass``; process ``rank`` of
+    ``world_size`` takes every ``world_size``-th index, so the processes see disjoint shards.
+    """
+
+    def __init__(
+        self,
+        size: int,
+        batch_per_rank: int,
+        seed: int,
+        start_iter: int = 0,
+        rank: int = 0,
+        world_size: int = 1,
+    ):
+        if size == 0:
+            raise FashionsegError("the training set is empty: nothing to train on")
+        self.size, self.batch, self.seed = size, batch_per_rank, seed
+        self.start_iter, self.rank, self.world_size = start_iter, rank, world_size
+
+    def _indices(self) -> Iterator[int]:
+        epoch = 0
+        while True:
+            g = torch.Generator().manual_seed(self.seed + epoch)
+            yield from torch.randperm(self.size, generator=g).tolist()
+            epoch += 1
+
+    def __iter__(self) -> Iterator[list[int]]:
+        stream = self._indices()
+        per_iter = self.batch * self.world_size
+        for _ in range(self.start_iter * per_iter):
+            next(stream)
+        while True:
+            chunk = [next(stream) for _ in range(per_iter)]
+            yield chunk[self.rank :: self.world_size]
+
+
+def _param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict[str, Any]]:
+    """detectron2's default: no weight decay on normalisation layers."""
+    norm_types = (torch.nn.modules.batchnorm._BatchNorm, torch.nn.GroupNorm, torch.nn.LayerNorm)
+    decay, no_decay, seen = [], [], set()
+    for module in model.modules():
+        for p in module.parameters(recurse=False):
+            if not p.requires_grad or id(p) in seen:
+                continue
+            seen.add(id(p))
+            (no_decay if isinstance(module, norm_types) else decay).append(p)
+    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+
+
+def environment(device: torch.device, cfg: RunConfig, world_size: int) -> dict[str, Any]:
+    """What ran this: versions, device, seed, host and commit (written as ``env.json``)."""
+    import torchvision
+
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5, cwd=Path(__file__).parent
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        commit = ""
+    return {
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "torchvision": torchvision.__version__,
+        "numpy": np.__version__,
+        "platform": platform.platform(),
+        "host": socket.gethostname(),
+        "device": str(device),
+        "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor(),
+        "cpu_threads": torch.get_num_threads(),
+        "world_size": world_size,
+        "seed": cfg.seed,
+        "git_commit": commit or None,
+        "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+
+
+def build_train_dataset(cfg: RunConfig) -> FashionpediaDataset:
+    """The training split with its resize transform (the flip happens in the loop; see module docstring)."""
+    return FashionpediaDataset(
+        cfg.data.path(cfg.data.train_annotations),
+        cfg.data.path(cfg.data.train_images),
+        transforms=Resize(cfg.data.min_size, cfg.data.max_size),
+        skip_bad=cfg.data.skip_bad,
+        max_images=cfg.data.max_images,
+        categories=cfg.data.categories,
+    )
+
+
+def _flip(images: list[torch.Tensor], targets: list[dict[str, Any]], prob: float) -> None:
+    """Horizontal flip in place, drawn from the global torch generator (saved in checkpoints)."""
+    for i, (image, target) in enumerate(zip(images, targets, strict=True)):
+        if prob <= 0 or torch.rand(()) >= prob:
+            continue
+        width = image.shape[-1]
+        images[i] = image.flip(-1)
+        if "masks" in target:
+            target["masks"] = target["masks"].flip(-1)
+        boxes = target["boxes"].clone()
+        boxes[:, 0], boxes[:, 2] = width - target["boxes"][:, 2], width - target["boxes"][:, 0]
+        target["boxes"] = boxes
+
+
+def _trim_metrics_log(path: Path, upto_iteration: int) -> None:
+    """After a resume, drop log lines of iterations that the restored checkpoint had not reached."""
+    if not path.exists():
+        return
+    keep = [
+        line
+        for line in path.read_text().splitlines()
+        if line and json.loads(line)["iteration"] <= upto_iteration
+    ]
+    path.write_text("".join(line + "\n" for line in keep))
+
+
+def train(cfg: RunConfig, resume: bool = False, show_progress: bool = True) -> Path:
+    """Train one model as ``cfg`` describes; return its run folder (``cfg.output_dir / cfg.name``).
+
+    Writes ``config.yaml``, ``env.json``, ``metrics.jsonl``, ``checkpoints/last.pt`` (every
+    ``solver.checkpoint_period`` iterations) and ``model_final.pt``. With ``resume=True`` it continues from
+    ``checkpoints/last.pt`` when one exists.
+    """
+    device_type = (
+        "cuda"
+        if cfg.device.startswith("cuda") or (cfg.device == "auto" and torch.cuda.is_available())
+        else "cpu"
+    )
+    info = init_from_env(device_type)
+    try:
+        return _train(cfg, resume, show_progress, info)
+    finally:
+        shutdown(info)
+
+
+def _train(cfg: RunConfig, resume: bool, show_progress: bool, info: DistInfo) -> Path:
+    device = resolve_device(cfg.device, info.local_rank)
+    solver = cfg.solver
+    if solver.ims_per_batch % info.world_size:
+        raise FashionsegError(
+            f"solver.ims_per_batch={solver.ims_per_batch} must be divisible by the number of processes "
+            f"({info.world_size})"
+        )
+    run_dir = cfg.run_dir
+    last_ckpt = run_dir / "checkpoints" / "last.pt"
+    if info.is_main:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        if cfg.data.synthetic:
+            ensure_synthetic(cfg.data)
+    barrier(info)
+
+    torch.manual_seed(cfg.seed + info.rank)
+    if cfg.deterministic and device.type == "cpu":
+        torch.use_deterministic_algorithms(True, warn_only=True)
+
+    dataset = build_train_dataset(cfg)
+    labels = dataset.labels
+    model = build_model(cfg.model, labels, min_size=cfg.data.min_size, max_size=cfg.data.max_size).to(device)
+    optimizer = torch.optim.SGD(
+        _param_groups(model, solver.weight_decay), lr=solver.lr, momentum=solver.momentum
+    )
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer,
+        lambda it: lr_factor(it, solver.warmup_iters, solver.warmup_factor, solver.steps, solver.gamma),
+    )
+    use_amp = solver.amp and device.type == "cuda"
+    scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
+
+    start_iter = 0
+    if resume and last_ckpt.exists():
+        state = checkpoint.load(last_ckpt, required=("model", "optimizer", "scheduler", "iteration", "rng"))
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        scaler.load_state_dict(state["scaler"])
+        start_iter = int(state["iteration"])
+        checkpoint.set_rng_state(state["rng"][info.rank] if isinstance(state["rng"], list) else state["rng"])
+    elif resume and info.is_main:
+        print(f"resume: no checkpoint at {last_ckpt}; starting from iteration 0")
+
+    metrics_log = run_dir / "metrics.jsonl"
+    if info.is_main:
+        save_config(cfg, run_dir / "config.yaml")
+        (run_dir / "env.json").write_text(json.dumps(environment(device, cfg, info.world_size), indent=2))
+        if start_iter:
+            _trim_metrics_log(metrics_log, start_iter)
+        else:
+            metrics_log.unlink(missing_ok=True)
+
+    train_model = model
+    if info.enabled:
+        train_model = torch.nn.parallel.DistributedDataParallel(
+            model, device_ids=[device.index] if device.type == "cuda" else None
+        )
+
+    batch_per_rank = solver.ims_per_batch // info.world_size
+    sampler = TrainingSampler(len(dataset), batch_per_rank, cfg.seed, start_iter, info.rank, info.world_size)
+    loader = DataLoader(
+        dataset,
+        batch_sampler=sampler,
+        num_workers=cfg.data.num_workers,
+        collate_fn=lambda batch: tuple(zip(*batch, strict=True)),
+        pin_memory=device.type == "cuda",
+        persistent_workers=cfg.data.num_workers > 0,
+    )
+
+    model.train()
+    progress = tqdm(
+        total=solver.max_iter,
+        initial=start_iter,
+        desc=f"train {cfg.name}",
+        disable=not (show_progress and info.is_main),
+        dynamic_ncols=True,
+    )
+    batches = iter(loader)
+    log_period = max(1, min(20, solver.max_iter // 50))
+    tic, logged_iter = time.perf_counter(), start_iter
+    for iteration in range(start_iter, solver.max_iter):
+        images, targets = next(batches)
+        images, targets = list(images), [dict(t) for t in targets]
+        _flip(images, targets, cfg.data.hflip_prob)
+        images = [im.to(device, non_blocking=True) for im in images]
+        targets = [
+            {k: v.to(device, non_blocking=True) if torch.is_tensor(v) else v for k, v in t.items()}
+            for t in targets
+        ]
+
+        with torch.autocast(device.type, enabled=use_amp):
+            loss_dict = train_model(images, targets)
+        losses = sum(loss_dict.values())
+        loss_values = {k: float(v.detach()) for k, v in loss_dict.items()}
+        if not math.isfinite(float(losses.detach())):
+            raise NonFiniteLossError(
+                f"non-finite loss at iteration {iteration}: "
+                + ", ".join(f"{k}={v:.4g}" for k, v in loss_values.items())
+                + f" (lr={scheduler.get_last_lr()[0]:.4g}). Lower solver.base_lr, raise solver.warmup_iters, "
+                "or set solver.clip_grad_norm."
+            )
+        optimizer.zero_grad(set_to_none=True)
+        scaler.scale(losses).backward()
+        if solver.clip_grad_norm:
+            scaler.unscale_(optimizer)
+            torch.nn.utils.clip_grad_norm_(model.parameters(), solver.clip_grad_norm)
+        scaler.step(optimizer)
+        scaler.update()
+        lr = scheduler.get_last_lr()[0]
+        scheduler.step()
+
+        done = iteration + 1
+        if info.is_main:
+            progress.update(1)
+            progress.set_postfix(loss=f"{float(losses):.3f}", lr=f"{lr:.2g}", refresh=False)
+            if done % log_period == 0 or done == solver.max_iter:
+                toc = time.perf_counter()
+                seconds = (toc - tic) / (done - logged_iter)
+                tic, logged_iter = toc, done
+                record = {"iteration": done, "loss": float(losses), **loss_values, "lr": lr, "time": seconds}
+                with metrics_log.open("a") as f:
+                    f.write(json.dumps(record) + "\n")
+        if done % solver.checkpoint_period == 0 or done == solver.max_iter:
+            _save_training_state(last_ckpt, model, optimizer, scheduler, scaler, done, info)
+    progress.close()
+
+    if info.is_main:
+        final = {"model": model.state_dict(), "labels": labels.to_dict(), "config": to_dict(cfg)}
+        checkpoint.save_atomic(final, run_dir / "model_final.pt")
+    barrier(info)
+    return run_dir
+
+
+def _save_training_state(
+    path: Path, model, optimizer, scheduler, scaler, iteration: int, info: DistInfo
+) -> None:
+    """Checkpoint with every process's RNG state (gathered to rank 0, which writes the file)."""
+    rng = checkpoint.rng_state()
+    if info.enabled:
+        gathered: list[Any] = [None] * info.world_size
+        torch.distributed.all_gather_object(gathered, rng)
+        rng = gathered
+    if info.is_main:
+        state = {
+            "model": model.state_dict(),
+            "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler.state_dict(),
+            "scaler": scaler.state_dict(),
+            "iteration": iteration,
+            "rng": rng,
+        }
+        checkpoint.save_atomic(state, path)
+    barrier(info)
+
+
+def evaluate_run(
+    run_dir: str | Path,
+    split: str = "val",
+    batch_size: int = 4,
+    max_images: int | None = None,
+    show_progress: bool = True,
+) -> dict[str, Any]:
+    """Predict on a split with ``model_final.pt``; write ``predictions_<split>.json`` and ``metrics.json``.
+
+    Returns the metrics dict (layout in ARCHITECTURE.md) with a ``speed`` entry: the median training
+    seconds per iteration from ``metrics.jsonl`` and the model's inference milliseconds per image.
+    """
+    from fashionseg.data.images import read_image
+    from fashionseg.evaluation import evaluate
+    from fashionseg.predict import Predictor
+
+    run_dir = Path(run_dir)
+    cfg = read_config(run_dir / "config.yaml")
+    predictor = Predictor.from_checkpoint(run_dir / "model_final.pt", device=cfg.device)
+    annotations = cfg.data.path(getattr(cfg.data, f"{split}_annotations"))
+    images_dir = cfg.data.path(getattr(cfg.data, f"{split}_images"))
+    gt = json.loads(annotations.read_text())
+    images = gt["images"][:max_images] if max_images else gt["images"]
+    keep_cats = set(predictor.labels.category_ids)
+    keep_imgs = {im["id"] for im in images}
+    gt = {
+        **gt,
+        "images": images,
+        "categories": [c for c in gt["categories"] if c["id"] in keep_cats],
+        "annotations": [
+            a for a in gt["annotations"] if a["image_id"] in keep_imgs and a["category_id"] in keep_cats
+        ],
+    }
+
+    results: list[dict[str, Any]] = []
+    model_seconds = 0.0
+    for start in tqdm(
+        range(0, len(images), batch_size),
+        desc=f"predict {split}",
+        disable=not show_progress,
+        dynamic_ncols=True,
+    ):
+        batch = images[start : start + batch_size]
+        pil_images = [read_image(images_dir / im["file_name"]) for im in batch]
+        tic = time.perf_counter()
+        preds = predictor.predict(pil_images, batch_size=batch_size)
+        model_seconds += time.perf_counter() - tic
+        for im, pred in zip(batch, preds, strict=True):
+            results += predictor.to_coco_results(pred, im["id"])
+    (run_dir / f"predictions_{split}.json").write_text(json.dumps(results))
+
+    metrics = evaluate(gt, results, iou_types=("bbox", "segm"), show_progress=show_progress)
+    times = [
+        json.loads(line)["time"] for line in (run_dir / "metrics.jsonl").read_text().splitlines() if line
+    ]
+    metrics["speed"] = {
+        "train_s_per_iter": float(np.median(times[1:] if len(times) > 1 else times)) if times else None,
+        "inference_ms_per_image": 1000 * model_seconds / max(1, len(images)),
+        "device": str(predictor.device),
+        "images": len(images),
+    }
+    (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=1))
+    return metrics
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--preset",
+        "-f",
+        default="demo",
+        help=f"preset name ({', '.join(list_presets())}) or a YAML file path",
+    )
+    parser.add_argument("--arch", help="R50-FPN, R50-C4 or R50-DC5 (sets model.arch and the run name)")
+    parser.add_argument(
+        "-p",
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override one config value, e.g. -p solver.max_iter=200 (repeatable)",
+    )
+    parser.add_argument("--resume", action="store_true", help="continue from RUN/checkpoints/last.pt")
+    parser.add_argument("--no-eval", action="store_true", help="skip the evaluation on the val split")
+    parser.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
+
+
+def run(args: argparse.Namespace) -> int:
+    overrides = list(args.overrides)
+    if args.arch:
+        overrides += [f"model.arch={args.arch}", f"name={args.arch}"]
+    cfg = load_config(args.preset, overrides)
+    if args.print_config:
+        import yaml
+
+        print(yaml.safe_dump(to_dict(cfg), sort_keys=False))
+        return 0
+    run_dir = train(cfg, resume=args.resume)
+    print(f"trained {cfg.name}: {run_dir}")
+    if not args.no_eval and int(os.environ.get("RANK", "0")) == 0:
+        metrics = evaluate_run(run_dir)
+        print(
+            f"val: box AP {metrics['bbox']['coco']['AP']:.1f}, mask AP {metrics['segm']['coco']['AP']:.1f}; "
+            f"written to {run_dir / 'metrics.json'}"
+        )
+    return 0
