@@ -1,0 +1,1 @@
+"""The Streamlit app: ``fashionseg app`` serves it; :mod:`fashionseg.app.logic` holds what it computes."""
