@@ -42,10 +42,8 @@ def sidebar(runs: list[logic.RunInfo]) -> tuple[logic.RunInfo, Predictor, logic.
     """The run picker, its model card and the display controls."""
     with st.sidebar:
         st.header("Model")
-        names = [r.name for r in runs]
-        run = runs[
-            names.index(st.selectbox("Trained run", names, help="model_final.pt files found at start"))
-        ]
+        name = st.selectbox("Trained run", [r.name for r in runs], key="run", help="runs found at start-up")
+        run = next(r for r in runs if r.name == name)
         st.markdown(card_markdown(logic.model_card(run)))
         try:
             predictor = load_predictor(str(run.checkpoint), run.checkpoint.stat().st_mtime_ns)
@@ -55,14 +53,28 @@ def sidebar(runs: list[logic.RunInfo]) -> tuple[logic.RunInfo, Predictor, logic.
         st.caption(f"Inference on {predictor.device.type.upper()}.")
         st.header("Display")
         score = st.slider(
-            "Score threshold", 0.0, 1.0, 0.5, 0.05, help="show detections at least this confident"
+            "Score threshold",
+            0.0,
+            1.0,
+            0.5,
+            0.05,
+            key="score",
+            help="show detections at least this confident",
         )
         default_attribute = float(predictor.config["model"].get("attribute_threshold", 0.5))
         attribute = st.slider(
-            "Attribute threshold", 0.0, 1.0, default_attribute, 0.05, help="list attributes this probable"
+            "Attribute threshold",
+            0.0,
+            1.0,
+            default_attribute,
+            0.05,
+            key="attribute",
+            help="list attributes this probable",
         )
         labels = predictor.labels
-        chosen = st.multiselect("Categories", labels.category_names, placeholder="all categories")
+        chosen = st.multiselect(
+            "Categories", labels.category_names, key="categories", placeholder="all categories"
+        )
     ids = tuple(labels.category_ids[labels.category_names.index(n)] for n in chosen) or None
     return run, predictor, logic.Controls(score, attribute, ids)
 
@@ -74,9 +86,14 @@ def gather_images(max_upload_mb: int) -> list[tuple[str, Image.Image, str]]:
         type=list(logic.UPLOAD_TYPES),
         accept_multiple_files=True,
         max_upload_size=max_upload_mb,
+        key="uploads",
     )
     example = st.selectbox(
-        "…or try an example", list(logic.EXAMPLES), index=None, placeholder="choose an example image"
+        "…or try an example",
+        list(logic.EXAMPLES),
+        index=None,
+        key="example",
+        placeholder="choose an example image",
     )
     images = []
     for upload in uploads or []:
