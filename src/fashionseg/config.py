@@ -221,6 +221,16 @@ def _set_dotted(tree: dict[str, Any], key: str, value: Any) -> None:
     node[parts[-1]] = value
 
 
+def _flatten(tree: dict[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
+    out: list[tuple[str, Any]] = []
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            out += _flatten(value, f"{prefix}{key}.")
+        else:
+            out.append((f"{prefix}{key}", value))
+    return out
+
+
 def parse_override(text: str) -> tuple[str, Any]:
     """``solver.max_iter=200`` -> ("solver.max_iter", 200); the value is parsed as YAML."""
     if "=" not in text:
@@ -233,7 +243,11 @@ def load_config(
     preset: str | Path = "demo",
     overrides: dict[str, Any] | list[str] | None = None,
 ) -> RunConfig:
-    """Read a preset and apply dotted overrides (a dict, or ``key=value`` strings)."""
+    """Read a preset and apply dotted overrides (a dict, or ``key=value`` strings).
+
+    A preset may hold a ``per_arch`` mapping (arch name -> config values) that adjusts it for the chosen
+    architecture, e.g. fewer RoIs for R50-C4, whose res5 head runs once per RoI.
+    """
     path = preset_path(preset)
     try:
         tree = yaml.safe_load(path.read_text()) or {}
@@ -241,9 +255,17 @@ def load_config(
         raise ConfigError(f"{path}: not valid YAML: {exc}") from None
     if not isinstance(tree, dict):
         raise ConfigError(f"{path}: expected a mapping at the top level")
-    items = overrides.items() if isinstance(overrides, dict) else map(parse_override, overrides or [])
+    per_arch = tree.pop("per_arch", {}) or {}
+    items = list(overrides.items() if isinstance(overrides, dict) else map(parse_override, overrides or []))
     for key, value in items:
         _set_dotted(tree, key, value)
+    arch = tree.get("model", {}).get("arch", ModelConfig.arch)
+    if arch in per_arch:
+        # The preset's adjustments for this architecture; explicit overrides still win.
+        for key, value in _flatten(per_arch[arch]):
+            _set_dotted(tree, key, value)
+        for key, value in items:
+            _set_dotted(tree, key, value)
     try:
         return from_dict(tree)
     except ConfigError as exc:

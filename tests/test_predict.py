@@ -1,0 +1,62 @@
+"""`fashionseg predict` and the Predictor on a tiny trained checkpoint."""
+
+import json
+
+import numpy as np
+import pycocotools.mask as mask_utils
+import pytest
+from PIL import Image
+
+from fashionseg.checkpoint import CheckpointError
+from fashionseg.cli import main
+from fashionseg.predict import Predictor, to_coco_results
+
+
+def test_predictor_outputs_follow_the_contract(tiny_run, synthetic_root):
+    predictor = Predictor.from_checkpoint(tiny_run, device="cpu")
+    image = Image.open(next((synthetic_root / "images" / "val").glob("*.png"))).convert("RGB")
+    (pred,) = predictor.predict([image])
+    n = len(pred)
+    assert pred.boxes.shape == (n, 4)
+    assert pred.masks.shape == (n, image.height, image.width) and pred.masks.dtype == bool
+    assert pred.attribute_scores.shape == (n, predictor.labels.num_attributes)
+    assert set(pred.category_ids.tolist()) <= set(predictor.labels.category_ids)
+    results = to_coco_results(pred, 7, predictor.labels)
+    assert len(results) == n
+    for r, mask in zip(results, pred.masks, strict=True):
+        assert r["image_id"] == 7
+        assert np.array_equal(mask_utils.decode({**r["segmentation"], "counts": r["segmentation"]["counts"]}), mask)
+        assert len(r["attribute_ids"]) == len(r["attribute_scores"])
+
+
+def test_predict_cli_writes_results_and_skips_bad_images(tiny_run, synthetic_root, tmp_path, capsys):
+    images = tmp_path / "in"
+    images.mkdir()
+    for src in sorted((synthetic_root / "images" / "val").glob("*.png"))[:2]:
+        (images / src.name).write_bytes(src.read_bytes())
+    (images / "broken.jpg").write_text("not an image")
+    out = tmp_path / "out"
+    code = main(["predict", "--weights", str(tiny_run / "model_final.pt"), str(images), "--out", str(out),
+                 "--score-threshold", "0.0"])
+    assert code == 0
+    summary = json.loads((out / "images.json").read_text())
+    assert len(summary["images"]) == 2
+    assert [s["file"] for s in summary["skipped"]] == [str(images / "broken.jpg")]
+    assert "broken.jpg" in capsys.readouterr().err
+    results = json.loads((out / "predictions.json").read_text())
+    assert {r["image_id"] for r in results} <= {1, 2}
+    assert len(list((out / "overlays").glob("*.png"))) == 2
+
+
+def test_checkpoint_that_needs_code_is_refused(tmp_path):
+    import pickle
+
+    bad = tmp_path / "model_final.pt"
+    bad.write_bytes(pickle.dumps({"model": Image.new("RGB", (2, 2))}))
+    with pytest.raises(CheckpointError, match="cannot read checkpoint"):
+        Predictor.from_checkpoint(bad)
+
+
+def test_missing_checkpoint_names_the_file(tmp_path):
+    with pytest.raises(CheckpointError, match="does not exist"):
+        Predictor.from_checkpoint(tmp_path / "nope.pt")
