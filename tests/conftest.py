@@ -1,0 +1,41 @@
+"""Shared data fixtures (session-scoped, so the small synthetic dataset is generated once per test run).
+
+- ``synthetic_root``: a :class:`pathlib.Path` holding a tiny synthetic dataset in DataConfig's default
+  layout: ``images/{train,val}/*.png`` and ``annotations/instances_attributes_{train,val}.json``, with
+  ``SYNTH_TRAIN`` (16) training and ``SYNTH_VAL`` (8) validation images of ``SYNTH_SIZE`` (128) pixels,
+  seed ``SYNTH_SEED`` (0). Treat it as read-only; copy it to ``tmp_path`` to modify it.
+- ``synthetic_data_config``: a :class:`fashionseg.config.DataConfig` pointing at ``synthetic_root`` with
+  matching ``synth_*`` values (so ``ensure_synthetic`` finds it current and writes nothing) and
+  ``min_size``/``max_size`` equal to the image size (the resize is the identity).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from fashionseg.config import DataConfig
+from fashionseg.data.synthetic import generate
+
+SYNTH_TRAIN, SYNTH_VAL, SYNTH_SIZE, SYNTH_SEED = 16, 8, 128, 0
+
+
+@pytest.fixture(scope="session")
+def synthetic_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("synthetic")
+    generate(root, train=SYNTH_TRAIN, val=SYNTH_VAL, size=SYNTH_SIZE, seed=SYNTH_SEED, show_progress=False)
+    return root
+
+
+@pytest.fixture(scope="session")
+def synthetic_data_config(synthetic_root: Path) -> DataConfig:
+    return DataConfig(
+        root=str(synthetic_root),
+        synth_train=SYNTH_TRAIN,
+        synth_val=SYNTH_VAL,
+        synth_size=SYNTH_SIZE,
+        synth_seed=SYNTH_SEED,
+        min_size=SYNTH_SIZE,
+        max_size=SYNTH_SIZE,
+    )
