@@ -1,0 +1,11 @@
+"""Fashion-trend statistics over a photo collection (``fashionseg trends``, notebook 05_trends).
+
+- :mod:`~fashionseg.trends.collection`: image folder + metadata CSV, checked; synthetic collection with
+  planted trends and its ground truth as a predictions table;
+- :mod:`~fashionseg.trends.inference`: batched DataLoader inference into a resumable Parquet table, sharded
+  under ``torchrun``;
+- :mod:`~fashionseg.trends.stats`: prevalence, co-occurrence and change along a metadata column (cluster
+  bootstrap CIs, permutation tests, risers and fallers);
+- :mod:`~fashionseg.trends.plots`: seaborn trend lines and heatmaps;
+- :mod:`~fashionseg.trends.cli`: the command and :func:`~fashionseg.trends.cli.run_trends`, the pipeline.
+"""
