@@ -1,0 +1,473 @@
+"""The reproducible study: papermill executes the notebooks into ``results/<preset>/``, Jupyter Book builds
+the report from them.
+
+``fashionseg study`` runs ``01_data`` once, ``02_train_backbone`` once per backbone (each into
+``results/<preset>/<arch>/`` beside its run folder), then ``03_compare`` and ``04_qualitative``, then the
+book. A backbone whose run is finished (its ``metrics.json`` exists and its stored parameters and resolved
+configuration match) is reused unless ``--force``. A failing notebook is reported with the path of its
+executed copy (which holds the traceback); the other stages go on and the command exits non-zero.
+
+``fashionseg book`` builds the book alone, from the executed notebooks already in ``results/``.
+
+The notebooks' parameters map onto the run configuration in :func:`run_config`, the one place that
+translates them, so a notebook executed by hand with papermill trains exactly what the study would.
+"""
+
+from __future__ import annotations
+
+import argparse
+import inspect
+import json
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from fashionseg.config import ARCHITECTURES, RunConfig, list_presets, load_config, parse_override, read_config
+from fashionseg.errors import FashionsegError
+
+DATA_NOTEBOOK = "01_data.ipynb"
+TRAIN_NOTEBOOK = "02_train_backbone.ipynb"
+COMPARE_NOTEBOOK = "03_compare.ipynb"
+QUALITATIVE_NOTEBOOK = "04_qualitative.ipynb"
+BOOK_PRESET = "demo"  # the preset whose results _toc.yml and book/*.md name (results/demo/...)
+HIDDEN_CELL_TAGS = ("parameters", "injected-parameters")  # shown as a configuration table instead
+
+Executor = Callable[[Path, Path, dict[str, Any]], None]
+
+
+def run_config(
+    preset: str = "demo",
+    arch: str = "R50-FPN",
+    data_root: str | None = None,
+    iterations: int | None = None,
+    batch_size: int | None = None,
+    learning_rate: float | None = None,
+    image_size: int | None = None,
+    device: str | None = None,
+    seed: int | None = None,
+    weights: str | None = None,
+    output_dir: str | None = None,
+    overrides: dict[str, Any] | None = None,
+) -> RunConfig:
+    """The run configuration the training notebook's parameters describe (``None`` keeps the preset's value).
+
+    ``arch`` sets ``model.arch`` and the run name; ``iterations``, ``batch_size`` and ``learning_rate`` set
+    ``solver.max_iter``, ``solver.ims_per_batch`` and ``solver.base_lr`` (the rate for the preset's
+    reference batch, scaled linearly to ``batch_size`` as detectron2 does); ``image_size`` sets the shortest
+    edge and keeps the preset's longest-to-shortest ratio; ``overrides`` holds any other dotted config keys.
+    """
+    named = {
+        "solver.max_iter": iterations,
+        "solver.ims_per_batch": batch_size,
+        "solver.base_lr": learning_rate,
+        "data.root": data_root,
+        "device": device,
+        "seed": seed,
+        "model.weights": weights,
+        "output_dir": output_dir,
+    }
+    values = {**(overrides or {}), **{k: v for k, v in named.items() if v is not None}}
+    values.update({"model.arch": arch, "name": arch})
+    cfg = load_config(preset, values)
+    if image_size is None:
+        return cfg
+    ratio = cfg.data.max_size / cfg.data.min_size
+    return load_config(
+        preset, {**values, "data.min_size": image_size, "data.max_size": round(image_size * ratio)}
+    )
+
+
+# the training notebook's parameters a user may set with -p (arch, preset and output_dir are the study's)
+TRAIN_PARAMETERS = tuple(
+    name
+    for name in inspect.signature(run_config).parameters
+    if name not in ("preset", "arch", "output_dir", "overrides")
+)
+
+
+@dataclass(frozen=True)
+class StudyPlan:
+    """What one ``fashionseg study`` run executes, and where (all paths relative to the working folder)."""
+
+    preset: str
+    archs: tuple[str, ...]
+    results: Path  # results/<preset name>
+    notebooks: Path
+    parameters: dict[str, Any]  # the training notebook's -p values by name
+    overrides: dict[str, Any]  # dotted config keys from -p
+    force: bool = False
+
+    def data_parameters(self) -> dict[str, Any]:
+        named = {k: self.parameters[k] for k in ("data_root",) if k in self.parameters}
+        return {"preset": self.preset, **named, "overrides": self.overrides, "figures_dir": self.figures}
+
+    def train_parameters(self, arch: str) -> dict[str, Any]:
+        return {
+            "arch": arch,
+            "preset": self.preset,
+            "output_dir": str(self.results),
+            **self.parameters,
+            "overrides": self.overrides,
+        }
+
+    def compare_parameters(self) -> dict[str, Any]:
+        return {"results_dir": str(self.results), "archs": list(self.archs), "figures_dir": self.figures}
+
+    def qualitative_parameters(self) -> dict[str, Any]:
+        device = {"device": self.parameters["device"]} if "device" in self.parameters else {}
+        return {**self.compare_parameters(), **device}
+
+    @property
+    def figures(self) -> str:
+        return str(self.results / "figures")
+
+
+@dataclass(frozen=True)
+class StageResult:
+    """How one notebook of the study went: ``ran``, ``reused`` or ``failed`` (with the error's last line)."""
+
+    stage: str
+    notebook: Path
+    status: str
+    seconds: float = 0.0
+    error: str = ""
+
+
+def preset_name(preset: str) -> str:
+    """The results folder name of a preset: the name itself, or a YAML file's stem."""
+    return Path(preset).stem if Path(preset).suffix in (".yaml", ".yml") else preset
+
+
+def split_overrides(pairs: list[str]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """``-p`` values as (training-notebook parameters by name, dotted config keys).
+
+    ``-p iterations=50`` sets the notebook parameter; ``-p solver.warmup_iters=10`` any config key.
+    """
+    named: dict[str, Any] = {}
+    dotted: dict[str, Any] = {}
+    for text in pairs:
+        key, value = parse_override(text)
+        if "." in key:
+            dotted[key] = value
+        elif key in TRAIN_PARAMETERS:
+            named[key] = value
+        else:
+            hint = {
+                "arch": "use --archs",
+                "preset": "use --preset",
+                "output_dir": "use --results",
+                "name": "the run name is the arch",
+            }.get(key, "or give a dotted config key such as solver.warmup_iters=10")
+            raise FashionsegError(
+                f"-p {text}: {key!r} is not a parameter of {TRAIN_NOTEBOOK} "
+                f"(valid: {', '.join(TRAIN_PARAMETERS)}); {hint}"
+            )
+    return named, dotted
+
+
+def parse_archs(text: str) -> tuple[str, ...]:
+    """``R50-FPN,R50-C4`` -> the architectures, checked against the three the study knows."""
+    archs = tuple(a.strip() for a in text.split(",") if a.strip())
+    unknown = [a for a in archs if a not in ARCHITECTURES]
+    if unknown or not archs:
+        raise FashionsegError(
+            f"--archs {text!r}: unknown architecture(s) {', '.join(unknown) or '(none given)'}; "
+            f"valid: {','.join(ARCHITECTURES)}"
+        )
+    return archs
+
+
+def stored_parameters(notebook: Path) -> dict[str, Any] | None:
+    """The parameters papermill stored in an executed notebook, or None if it is missing or failed."""
+    if not notebook.is_file():
+        return None
+    meta = json.loads(notebook.read_text()).get("metadata", {}).get("papermill", {})
+    if meta.get("exception"):
+        return None
+    return meta.get("parameters")
+
+
+def run_finished(notebook: Path, parameters: dict[str, Any]) -> bool:
+    """A training run is finished when its notebook ran without error with these parameters, its
+    ``metrics.json`` exists and its ``config.yaml`` equals what the parameters resolve to today (so an
+    edited preset file also triggers a new run)."""
+    if stored_parameters(notebook) != parameters:
+        return False
+    run_dir = Path(parameters["output_dir"]) / parameters["arch"]
+    if not (run_dir / "metrics.json").is_file() or not (run_dir / "config.yaml").is_file():
+        return False
+    return read_config(run_dir / "config.yaml") == run_config(**parameters)
+
+
+def hide_parameter_cells(notebook: Path) -> None:
+    """Tag the parameters and papermill's injected-parameters cells ``remove-cell`` for the book."""
+    nb = json.loads(notebook.read_text())
+    for cell in nb["cells"]:
+        tags = cell.get("metadata", {}).get("tags", [])
+        if any(t in tags for t in HIDDEN_CELL_TAGS) and "remove-cell" not in tags:
+            cell["metadata"]["tags"] = [*tags, "remove-cell"]
+    notebook.write_text(json.dumps(nb, indent=1, ensure_ascii=False) + "\n")
+
+
+def execute_notebook(notebook: Path, output: Path, parameters: dict[str, Any]) -> None:
+    """Execute ``notebook`` with papermill into ``output`` (working folder: the current one).
+
+    Raises papermill's error when a cell fails; the executed copy, traceback included, is written first.
+    """
+    import papermill
+
+    output.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        papermill.execute_notebook(
+            str(notebook),
+            str(output),
+            parameters=parameters,
+            kernel_name="python3",
+            progress_bar=True,
+            cwd=str(Path.cwd()),
+        )
+    finally:
+        if output.is_file():
+            hide_parameter_cells(output)
+
+
+def _error_line(exc: BaseException) -> str:
+    lines = [line for line in str(exc).strip().splitlines() if line.strip()]
+    return lines[-1] if lines else type(exc).__name__
+
+
+def _run_stage(
+    stage: str,
+    notebook: Path,
+    output: Path,
+    parameters: dict[str, Any],
+    executor: Executor,
+    log: Callable[[str], None],
+) -> StageResult:
+    log(f"{stage}: executing {notebook} -> {output}")
+    tic = time.perf_counter()
+    try:
+        executor(notebook, output, parameters)
+    except Exception as exc:  # any notebook error is reported, and the study goes on
+        seconds = time.perf_counter() - tic
+        log(f"{stage}: FAILED after {seconds:.0f} s: {_error_line(exc)}\n  see {output}")
+        return StageResult(stage, output, "failed", seconds, _error_line(exc))
+    seconds = time.perf_counter() - tic
+    log(f"{stage}: done in {seconds:.0f} s")
+    return StageResult(stage, output, "ran", seconds)
+
+
+def run_notebooks(
+    plan: StudyPlan, executor: Executor = execute_notebook, log: Callable[[str], None] = print
+) -> list[StageResult]:
+    """Execute the study's notebooks in order; return one result per stage (failures included)."""
+    missing = [
+        plan.notebooks / n
+        for n in (DATA_NOTEBOOK, TRAIN_NOTEBOOK, COMPARE_NOTEBOOK, QUALITATIVE_NOTEBOOK)
+        if not (plan.notebooks / n).is_file()
+    ]
+    if missing:
+        raise FashionsegError(
+            f"notebook(s) not found: {', '.join(map(str, missing))}; run from the repository root or pass "
+            "--notebooks DIR"
+        )
+    total = 3 + len(plan.archs)
+    results: list[StageResult] = []
+
+    data_out = plan.results / DATA_NOTEBOOK
+    data_params = plan.data_parameters()
+    stage = f"[1/{total}] data"
+    if not plan.force and stored_parameters(data_out) == data_params:
+        log(f"{stage}: reused {data_out}")
+        results.append(StageResult(stage, data_out, "reused"))
+    else:
+        results.append(
+            _run_stage(stage, plan.notebooks / DATA_NOTEBOOK, data_out, data_params, executor, log)
+        )
+
+    for i, arch in enumerate(plan.archs, start=2):
+        stage = f"[{i}/{total}] train {arch}"
+        params = plan.train_parameters(arch)
+        output = plan.results / arch / TRAIN_NOTEBOOK
+        if not plan.force and run_finished(output, params):
+            log(f"{stage}: reused finished run {output.parent} (--force to train again)")
+            results.append(StageResult(stage, output, "reused"))
+            continue
+        # a stale metrics.json must not make a failed re-run look finished
+        (plan.results / arch / "metrics.json").unlink(missing_ok=True)
+        results.append(_run_stage(stage, plan.notebooks / TRAIN_NOTEBOOK, output, params, executor, log))
+
+    for i, (name, params) in enumerate(
+        [
+            (COMPARE_NOTEBOOK, plan.compare_parameters()),
+            (QUALITATIVE_NOTEBOOK, plan.qualitative_parameters()),
+        ],
+        start=total - 1,
+    ):
+        stage = f"[{i}/{total}] {Path(name).stem[3:]}"
+        results.append(_run_stage(stage, plan.notebooks / name, plan.results / name, params, executor, log))
+    return results
+
+
+def _toc_files(toc: Any) -> list[str]:
+    if isinstance(toc, dict):
+        own = [toc["file"]] if isinstance(toc.get("file"), str) else []
+        return own + [f for k, v in toc.items() if k != "file" for f in _toc_files(v)]
+    if isinstance(toc, list):
+        return [f for item in toc for f in _toc_files(item)]
+    return []
+
+
+def book_source(root: Path, results_dir: Path, build_dir: Path) -> Path:
+    """The folder to build the book from.
+
+    The book's pages name ``results/demo/``. For those results that is ``root`` itself; for any other results
+    folder (another preset, or another place) it is a copy of the book files under
+    ``build_dir/source-<name>/`` whose pages name ``results/<name>/`` instead. Raises FashionsegError naming
+    the executed notebooks the table of contents needs but that are missing.
+    """
+    name = results_dir.name
+    source = root
+    if results_dir.resolve() != (root / "results" / BOOK_PRESET).resolve():
+        source = build_dir / f"source-{name}"
+        shutil.rmtree(source, ignore_errors=True)
+        (source / "book").mkdir(parents=True)
+        for path in [root / "_config.yml", root / "_toc.yml", *sorted((root / "book").rglob("*"))]:
+            target = source / path.relative_to(root)
+            if path.is_dir():
+                target.mkdir(parents=True, exist_ok=True)
+            elif path.suffix in (".md", ".yml"):
+                target.write_text(path.read_text().replace(f"results/{BOOK_PRESET}/", f"results/{name}/"))
+            else:
+                shutil.copy2(path, target)
+        if results_dir.is_dir():
+            shutil.copytree(
+                results_dir,
+                source / "results" / name,
+                ignore=shutil.ignore_patterns("*.pt", "checkpoints"),
+            )
+    toc = yaml.safe_load((source / "_toc.yml").read_text())
+    missing = [
+        f"{f}.ipynb"
+        for f in _toc_files(toc)
+        if f.startswith("results/") and not (source / f"{f}.ipynb").is_file()
+    ]
+    if missing:
+        raise FashionsegError(
+            f"the book needs executed notebooks that are missing: {', '.join(missing)}; "
+            f"run `fashionseg study --preset {name}` first"
+        )
+    return source
+
+
+def build_book(root: Path, results_dir: Path, build_dir: Path | None = None) -> Path:
+    """Build the HTML book from ``results_dir`` with warnings as errors (a missing run or glue key fails);
+    return the folder holding ``index.html``."""
+    source = book_source(root, results_dir, build_dir or root / "_build")
+    jupyter_book = Path(sys.executable).parent / "jupyter-book"
+    command = [
+        str(jupyter_book if jupyter_book.exists() else "jupyter-book"),
+        "build",
+        str(source),
+        "--all",
+        "-W",
+        "-n",
+        "--keep-going",
+    ]
+    print("book: " + " ".join(command), flush=True)
+    if subprocess.run(command, check=False).returncode:
+        raise FashionsegError(
+            "the book build failed (warnings count as errors): see the messages above; the executed "
+            f"notebooks it reads are under {results_dir}"
+        )
+    html = source / "_build" / "html"
+    print(f"book: {html / 'index.html'}")
+    return html
+
+
+def _summary(results: list[StageResult], plan: StudyPlan, seconds: float) -> str:
+    from fashionseg import reporting
+
+    width = max(len(r.stage) for r in results)
+    lines = [f"study {plan.preset}: {seconds / 60:.1f} min"]
+    lines += [f"  {r.stage:<{width}}  {r.status:<6}  {r.notebook}" for r in results]
+    table = reporting.ours_table(reporting.read_run_metrics(plan.results, plan.archs))
+    if len(table):
+        lines += ["", table.to_string(float_format=lambda v: f"{v:.1f}")]
+    return "\n".join(lines)
+
+
+def add_study_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--preset",
+        "-f",
+        default="demo",
+        help=f"preset name ({', '.join(list_presets())}) or a YAML file path; results go to RESULTS/<name>",
+    )
+    parser.add_argument(
+        "-p",
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help=f"a training-notebook parameter ({', '.join(TRAIN_PARAMETERS)}) or a dotted config key, "
+        "e.g. -p iterations=200 or -p solver.warmup_iters=20 (repeatable)",
+    )
+    parser.add_argument("--force", action="store_true", help="train again even when a finished run matches")
+    parser.add_argument(
+        "--archs", default=",".join(ARCHITECTURES), help="comma-separated backbones (default: all three)"
+    )
+    parser.add_argument("--results", type=Path, default=Path("results"), help="results folder")
+    parser.add_argument("--notebooks", type=Path, default=Path("notebooks"), help="the study's notebooks")
+    parser.add_argument(
+        "--no-book", action="store_true", help="execute the notebooks but do not build the book"
+    )
+
+
+def run_study(args: argparse.Namespace) -> int:
+    named, dotted = split_overrides(args.overrides)
+    plan = StudyPlan(
+        preset=args.preset,
+        archs=parse_archs(args.archs),
+        results=args.results / preset_name(args.preset),
+        notebooks=args.notebooks,
+        parameters=named,
+        overrides=dotted,
+        force=args.force,
+    )
+    run_config(plan.preset, overrides=dotted, **named)  # a bad preset or value fails here, before any work
+    tic = time.perf_counter()
+    results = run_notebooks(plan)
+    if not args.no_book:
+        stage = "[book] jupyter-book"
+        try:
+            html = build_book(Path.cwd(), plan.results)
+            results.append(StageResult(stage, html / "index.html", "ran"))
+        except FashionsegError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            results.append(StageResult(stage, Path("_build/html"), "failed", error=_error_line(exc)))
+    print(_summary(results, plan, time.perf_counter() - tic))
+    failed = [r for r in results if r.status == "failed"]
+    for r in failed:
+        print(f"failed: {r.stage}: {r.error}\n  executed notebook: {r.notebook}", file=sys.stderr)
+    return 1 if failed else 0
+
+
+def add_book_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--preset", "-f", default=BOOK_PRESET, help="build from RESULTS/<preset>/ (default: demo)"
+    )
+    parser.add_argument("--results", type=Path, default=Path("results"), help="results folder")
+
+
+def run_book(args: argparse.Namespace) -> int:
+    build_book(Path.cwd(), args.results / preset_name(args.preset))
+    return 0

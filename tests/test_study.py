@@ -1,0 +1,475 @@
+"""The study layer: notebook parameters -> config, the runner's reuse/--force/failure logic, the reporting
+tables, one real papermill run of the training notebook, and a book built from a tiny study."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import re
+from pathlib import Path
+from typing import Any
+
+import nbformat
+import numpy as np
+import pandas as pd
+import pytest
+from pycocotools import mask as mask_utils
+
+from fashionseg import reporting, study
+from fashionseg.config import ARCHITECTURES, load_config, save_config
+from fashionseg.errors import FashionsegError
+
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOKS = ROOT / "notebooks"
+# tiny training: a few iterations on the conftest's synthetic data, used as it is (no regeneration)
+TINY = {"iterations": 2, "batch_size": 1, "image_size": 96, "device": "cpu"}
+TINY_OVERRIDES = {
+    "data.synthetic": False,
+    "solver.warmup_iters": 1,
+    "solver.steps": [],
+    "solver.checkpoint_period": 100,
+}
+
+
+def glued(notebook: Path) -> dict[str, dict[str, Any]]:
+    """name -> mime bundle of every value a notebook glued (papermill's record prefix removed)."""
+    out = {}
+    for cell in nbformat.read(notebook, as_version=4).cells:
+        for output in cell.get("outputs", []):
+            meta = output.get("metadata", {}).get("scrapbook")
+            if meta:
+                prefix = meta["mime_prefix"]
+                out[meta["name"]] = {k.removeprefix(prefix): v for k, v in output["data"].items()}
+    return out
+
+
+# --- parameters -> configuration ------------------------------------------------------------------------
+
+
+def test_run_config_maps_every_notebook_parameter(tmp_path):
+    cfg = study.run_config(
+        "demo",
+        "R50-C4",
+        data_root=str(tmp_path / "data"),
+        iterations=7,
+        batch_size=2,
+        learning_rate=0.005,
+        image_size=96,
+        device="cpu",
+        seed=3,
+        weights="none",
+        output_dir=str(tmp_path / "out"),
+        overrides={"solver.warmup_iters": 1},
+    )
+    preset = load_config("demo", {"model.arch": "R50-C4", "name": "R50-C4"})
+    assert (cfg.name, cfg.model.arch) == ("R50-C4", "R50-C4")
+    assert (cfg.solver.max_iter, cfg.solver.ims_per_batch, cfg.solver.base_lr) == (7, 2, 0.005)
+    assert (cfg.device, cfg.seed, cfg.model.weights, cfg.solver.warmup_iters) == ("cpu", 3, "none", 1)
+    assert cfg.data.root == str(tmp_path / "data")
+    assert cfg.run_dir == tmp_path / "out" / "R50-C4"
+    # image_size sets the shortest edge and keeps the preset's longest/shortest ratio
+    assert cfg.data.min_size == 96
+    assert cfg.data.max_size == round(96 * preset.data.max_size / preset.data.min_size)
+
+
+def test_run_config_none_keeps_the_preset():
+    assert study.run_config("seed", "R50-DC5") == load_config(
+        "seed", {"model.arch": "R50-DC5", "name": "R50-DC5"}
+    )
+
+
+def test_train_parameters_are_the_notebook_parameters():
+    nb = nbformat.read(NOTEBOOKS / study.TRAIN_NOTEBOOK, as_version=4)
+    cell = next(c for c in nb.cells if "parameters" in c.metadata.get("tags", []))
+    names = {line.split("=")[0].strip() for line in cell.source.splitlines() if "=" in line}
+    assert set(study.TRAIN_PARAMETERS) | {"arch", "preset", "output_dir", "overrides"} <= names
+
+
+def test_split_overrides_sorts_named_and_dotted():
+    named, dotted = study.split_overrides(["iterations=50", "solver.warmup_iters=10", "device=cpu"])
+    assert named == {"iterations": 50, "device": "cpu"}
+    assert dotted == {"solver.warmup_iters": 10}
+    with pytest.raises(FashionsegError, match="itertions.*valid: data_root"):
+        study.split_overrides(["itertions=5"])
+    with pytest.raises(FashionsegError, match="--archs"):
+        study.split_overrides(["arch=R50-C4"])
+
+
+def test_parse_archs():
+    assert study.parse_archs("R50-C4, R50-FPN") == ("R50-C4", "R50-FPN")
+    with pytest.raises(FashionsegError, match="R50-X"):
+        study.parse_archs("R50-FPN,R50-X")
+
+
+def test_preset_name():
+    assert study.preset_name("demo") == "demo"
+    assert study.preset_name("configs/my_run.yaml") == "my_run"
+
+
+# --- the runner, with a fake executor -------------------------------------------------------------------
+
+
+class FakeExecutor:
+    """Writes what papermill and the notebooks would (stored parameters, config.yaml, metrics.json);
+    fails for the archs in ``failing`` the way papermill does (executed copy written, then an error)."""
+
+    def __init__(self, failing: tuple[str, ...] = ()):
+        self.failing = failing
+        self.calls: list[tuple[str, str]] = []
+
+    def __call__(self, notebook: Path, output: Path, parameters: dict[str, Any]) -> None:
+        arch = parameters.get("arch", "")
+        self.calls.append((notebook.name, arch))
+        failed = arch in self.failing
+        output.parent.mkdir(parents=True, exist_ok=True)
+        meta = {"papermill": {"parameters": parameters, "exception": True if failed else None}}
+        output.write_text(json.dumps({"cells": [], "metadata": meta, "nbformat": 4, "nbformat_minor": 5}))
+        if failed:
+            raise RuntimeError(f"cell failed\nValueError: {arch} diverged")
+        if notebook.name == study.TRAIN_NOTEBOOK:
+            run_dir = Path(parameters["output_dir"]) / arch
+            save_config(study.run_config(**parameters), run_dir / "config.yaml")
+            (run_dir / "metrics.json").write_text("{}")
+
+
+@pytest.fixture
+def plan(tmp_path, monkeypatch) -> study.StudyPlan:
+    monkeypatch.chdir(tmp_path)
+    notebooks = tmp_path / "notebooks"
+    notebooks.mkdir()
+    for name in (
+        study.DATA_NOTEBOOK,
+        study.TRAIN_NOTEBOOK,
+        study.COMPARE_NOTEBOOK,
+        study.QUALITATIVE_NOTEBOOK,
+    ):
+        (notebooks / name).write_text("{}")
+    return study.StudyPlan(
+        preset="demo",
+        archs=ARCHITECTURES,
+        results=Path("results/demo"),
+        notebooks=notebooks,
+        parameters={"iterations": 3},
+        overrides={"solver.warmup_iters": 1},
+    )
+
+
+def _statuses(results: list[study.StageResult]) -> list[str]:
+    return [r.status for r in results]
+
+
+def test_runner_runs_everything_then_reuses_finished_runs(plan):
+    first = FakeExecutor()
+    assert _statuses(study.run_notebooks(plan, first, log=lambda _: None)) == ["ran"] * 6
+    assert [c[1] for c in first.calls if c[0] == study.TRAIN_NOTEBOOK] == list(ARCHITECTURES)
+
+    again = FakeExecutor()
+    results = study.run_notebooks(plan, again, log=lambda _: None)
+    assert _statuses(results) == ["reused"] * 4 + ["ran"] * 2
+    assert [c[0] for c in again.calls] == [study.COMPARE_NOTEBOOK, study.QUALITATIVE_NOTEBOOK]
+
+
+def test_runner_retrains_when_parameters_or_config_change_or_forced(plan):
+    study.run_notebooks(plan, FakeExecutor(), log=lambda _: None)
+
+    longer = study.StudyPlan(**{**plan.__dict__, "parameters": {"iterations": 4}})
+    changed = FakeExecutor()
+    study.run_notebooks(longer, changed, log=lambda _: None)
+    assert [c[1] for c in changed.calls if c[0] == study.TRAIN_NOTEBOOK] == list(ARCHITECTURES)
+
+    # a run folder whose config no longer matches (e.g. an edited preset) is not finished
+    run_dir = plan.results / "R50-DC5"
+    save_config(load_config("demo"), run_dir / "config.yaml")
+    edited = FakeExecutor()
+    study.run_notebooks(longer, edited, log=lambda _: None)
+    assert [c[1] for c in edited.calls if c[0] == study.TRAIN_NOTEBOOK] == ["R50-DC5"]
+
+    forced = FakeExecutor()
+    results = study.run_notebooks(study.StudyPlan(**{**longer.__dict__, "force": True}), forced, log=print)
+    assert _statuses(results) == ["ran"] * 6
+
+
+def test_runner_reports_a_failing_backbone_and_keeps_the_others(plan):
+    study.run_notebooks(plan, FakeExecutor(), log=lambda _: None)
+    logged: list[str] = []
+    forced = study.StudyPlan(**{**plan.__dict__, "force": True})
+    results = study.run_notebooks(forced, FakeExecutor(failing=("R50-C4",)), log=logged.append)
+
+    failed = [r for r in results if r.status == "failed"]
+    assert [(r.stage, r.error) for r in failed] == [("[3/6] train R50-C4", "ValueError: R50-C4 diverged")]
+    assert failed[0].notebook == plan.results / "R50-C4" / study.TRAIN_NOTEBOOK
+    assert any("R50-C4" in line and "FAILED" in line for line in logged)
+    assert (plan.results / "R50-FPN" / "metrics.json").is_file()
+    assert (plan.results / "R50-DC5" / "metrics.json").is_file()
+    # the stale metrics.json of the failed run is gone, so the next study trains it again
+    assert not (plan.results / "R50-C4" / "metrics.json").exists()
+    assert _statuses(results)[-2:] == ["ran", "ran"]  # compare and qualitative still ran
+
+
+def test_runner_needs_the_notebooks(plan, tmp_path):
+    with pytest.raises(FashionsegError, match="04_qualitative.ipynb"):
+        study.run_notebooks(study.StudyPlan(**{**plan.__dict__, "notebooks": tmp_path}), FakeExecutor())
+
+
+def test_hide_parameter_cells(tmp_path):
+    nb = nbformat.v4.new_notebook(
+        cells=[
+            nbformat.v4.new_code_cell("x = 1", metadata={"tags": ["parameters"]}),
+            nbformat.v4.new_code_cell("x = 2", metadata={"tags": ["injected-parameters"]}),
+            nbformat.v4.new_code_cell("print(x)"),
+        ]
+    )
+    path = tmp_path / "nb.ipynb"
+    nbformat.write(nb, path)
+    study.hide_parameter_cells(path)
+    tags = [c.metadata.get("tags", []) for c in nbformat.read(path, as_version=4).cells]
+    assert tags == [["parameters", "remove-cell"], ["injected-parameters", "remove-cell"], []]
+
+
+# --- the book's source folder ---------------------------------------------------------------------------
+
+
+def test_book_source_names_missing_notebooks_and_rewrites_paths_for_another_preset(tmp_path):
+    results = tmp_path / "results" / "seed"
+    with pytest.raises(FashionsegError, match=r"results/seed/R50-C4/02_train_backbone\.ipynb.*--preset seed"):
+        study.book_source(ROOT, results, tmp_path / "build")
+
+    toc_files = study._toc_files(__import__("yaml").safe_load((ROOT / "_toc.yml").read_text()))
+    for f in toc_files:
+        if f.startswith("results/"):
+            target = results / f"{f.removeprefix('results/demo/')}.ipynb"
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text("{}")
+    (results / "R50-FPN" / "model_final.pt").write_bytes(b"weights")
+
+    source = study.book_source(ROOT, results, tmp_path / "build")
+    assert source == tmp_path / "build" / "source-seed"
+    assert (source / "results" / "seed" / "03_compare.ipynb").is_file()
+    assert not (source / "results" / "seed" / "R50-FPN" / "model_final.pt").exists()
+    for page in (source / "_toc.yml", source / "book" / "results.md"):
+        text = page.read_text()
+        assert "results/seed/03_compare" in text and "results/demo/" not in text
+    assert (source / "book" / "images" / "architecture.svg").is_file()
+
+
+# --- reporting ------------------------------------------------------------------------------------------
+
+
+def _fake_metrics(scale: float, ms: float) -> dict[str, Any]:
+    """A metrics.json (ARCHITECTURE.md layout) whose values are ``scale`` times a fixed pattern."""
+    family = {"AP": 10 * scale, "AP50": 20 * scale, "AP75": 5 * scale, "APs": -1.0, "APm": 1.0, "APl": 2.0}
+    iou_type = {"coco": family, "iou": family, "iou_f1": {"AP": 6 * scale}, "f1": {"AP": 8 * scale}}
+    return {
+        "bbox": iou_type,
+        "segm": {**iou_type, "coco": {**family, "AP": 9 * scale}},
+        "per_category": {"dress": {"bbox_AP": 10 * scale, "segm_AP": 9 * scale}, "hat": {"segm_AP": -1.0}},
+        "speed": {"train_s_per_iter": 0.5 * scale, "inference_ms_per_image": ms, "device": "cpu"},
+    }
+
+
+def test_seed_table_is_the_seeds_table_one():
+    seed = reporting.seed_table()
+    assert list(seed.index) == list(ARCHITECTURES)
+    assert list(seed.columns) == list(reporting.TABLE1_METRICS)
+    raw = json.loads((ROOT / "src/fashionseg/data/seed_table1.json").read_text())
+    assert raw["metrics"] == list(reporting.TABLE1_METRICS)
+    assert seed.loc["R50-C4", "mask_AP"] == raw["rows"]["R50-C4"]["mask_AP"]
+
+
+def test_tables_and_reading_follow_the_metrics():
+    runs = {"R50-FPN": _fake_metrics(1.0, 50.0), "R50-C4": _fake_metrics(3.0, 200.0)}
+    ours = reporting.ours_table(runs)
+    assert ours.loc["R50-C4", "mask_AP"] == 27.0 and ours.loc["R50-FPN", "box_AP50"] == 20.0
+    assert all(type(v) is float for v in reporting.key_numbers(runs["R50-FPN"]).values())
+
+    seed = reporting.seed_table()
+    table = reporting.table1(ours, seed, "ours", "seed")
+    assert list(table.columns) == ["box AP", "mask AP", "box AP50", "mask AP50", "box AP75", "mask AP75"]
+    # R50-DC5 has no run: only its seed row shows
+    assert list(table.index) == [
+        ("R50-FPN", "ours"),
+        ("R50-FPN", "seed"),
+        ("R50-C4", "ours"),
+        ("R50-C4", "seed"),
+        ("R50-DC5", "seed"),
+    ]
+
+    attributes = reporting.attribute_table(runs)
+    assert attributes.loc["R50-C4", "mask AP (IoU+F1)"] == 18.0
+    speed = reporting.speed_table(runs)
+    heat = reporting.per_category_ap(runs)
+    assert list(heat.index) == ["dress"]  # "hat" has no ground truth (-1) in any run
+
+    reading = reporting.honest_reading(ours, seed, speed, attributes, "synthetic", missing=["R50-DC5"])
+    assert "R50-C4 (27.0) > R50-FPN (9.0)" in reading
+    assert "R50-FPN is the fastest at inference (50 ms/image on cpu)" in reading
+    assert "R50-C4, takes 4.0x its inference time" in reading
+    assert "No finished run for R50-DC5" in reading
+    # the seed ranks C4 above FPN too
+    assert "The two orders agree." in reading
+
+
+def _rle(mask: np.ndarray) -> dict[str, Any]:
+    rle = mask_utils.encode(np.asfortranarray(mask.astype(np.uint8)))
+    return {"size": rle["size"], "counts": rle["counts"].decode("ascii")}
+
+
+def test_image_quality_and_pick_images():
+    square = np.zeros((20, 20), bool)
+    square[2:10, 2:10] = True
+    gt = {
+        "images": [{"id": i, "width": 20, "height": 20, "file_name": f"{i}.png"} for i in (1, 2, 3)],
+        "categories": [{"id": 10, "name": "dress"}],
+        "annotations": [
+            {
+                "id": i,
+                "image_id": i,
+                "category_id": 10,
+                "segmentation": _rle(square),
+                "area": 64.0,
+                "bbox": [2, 2, 8, 8],
+                "iscrowd": 0,
+            }
+            for i in (1, 2, 3)
+        ],
+    }
+    half = square.copy()
+    half[2:6] = False
+    results = [
+        {"image_id": 1, "category_id": 10, "segmentation": _rle(square), "score": 0.9},
+        {"image_id": 2, "category_id": 10, "segmentation": _rle(half), "score": 0.9},
+        {"image_id": 3, "category_id": 10, "segmentation": _rle(square), "score": 0.1},  # below threshold
+    ]
+    quality = reporting.image_quality(gt, results, score_threshold=0.5)
+    assert quality.loc[1, "mean_iou"] == 1.0 and quality.loc[1, "missed"] == 0
+    assert quality.loc[2, "mean_iou"] == 0.5 and quality.loc[2, "missed"] == 0
+    assert quality.loc[3, "mean_iou"] == 0.0 and quality.loc[3, "missed"] == 1
+
+    examples, failures = reporting.pick_images({"A": quality, "B": quality}, n_examples=2, n_failures=1)
+    assert failures == [3]
+    assert examples == [1, 2]
+    table = reporting.failure_table({"A": quality}, failures)
+    assert table.loc[3, "A missed"] == 1
+
+
+def test_frequencies_and_losses():
+    coco = {
+        "categories": [{"id": 1, "name": "dress", "supercategory": "wholebody"}, {"id": 2, "name": "hat"}],
+        "attributes": [{"id": 5, "name": "floral", "supercategory": "textile pattern"}],
+        "images": [{"id": 1}, {"id": 2}],
+        "annotations": [
+            {"image_id": 1, "category_id": 1, "attribute_ids": [5]},
+            {"image_id": 1, "category_id": 1, "attribute_ids": []},
+            {"image_id": 2, "category_id": 1, "attribute_ids": [5]},
+        ],
+    }
+    cats = reporting.category_frequencies(coco)
+    assert cats.to_dict("records") == [
+        {"category": "dress", "supercategory": "wholebody", "instances": 3, "images": 2}
+    ]
+    assert reporting.attribute_frequencies(coco).to_dict("records") == [
+        {"attribute": "floral", "group": "textile pattern", "instances": 2}
+    ]
+    summary = reporting.split_summary({"train": coco})
+    assert summary.loc["train"].to_dict() == {"images": 2, "instances": 3, "categories": 1, "attributes": 1}
+
+    log = pd.DataFrame({"iteration": [1, 2], "loss": [2.0, 1.0], "loss_mask": [1.0, 0.5], "lr": [0.1, 0.1]})
+    fig = reporting.plot_losses(log, "t")
+    assert [line.get_label() for line in fig.axes[0].get_lines()] == ["loss", "loss_mask"]
+
+
+# --- real notebooks -------------------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_training_notebook_writes_metrics_and_glues_them(tmp_path, synthetic_root, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    parameters = {
+        "arch": "R50-FPN",
+        "preset": "demo",
+        "data_root": str(synthetic_root),
+        **TINY,
+        "output_dir": str(tmp_path / "runs"),
+        "overrides": TINY_OVERRIDES,
+        "num_overlays": 2,
+    }
+    executed = tmp_path / "runs" / "R50-FPN" / study.TRAIN_NOTEBOOK
+    study.execute_notebook(NOTEBOOKS / study.TRAIN_NOTEBOOK, executed, parameters)
+
+    run_dir = tmp_path / "runs" / "R50-FPN"
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    for iou_type in ("bbox", "segm"):
+        assert set(metrics[iou_type]) >= {"coco", "iou_f1", "f1"}
+    assert metrics["speed"]["inference_ms_per_image"] > 0
+    assert (run_dir / "loss_curves.png").stat().st_size > 0
+    assert (run_dir / "predictions.png").stat().st_size > 0
+    assert len(reporting.read_metrics_log(run_dir / "metrics.jsonl")) >= 1
+
+    values = glued(executed)
+    for key, value in reporting.key_numbers(metrics).items():
+        stored = float(values[f"R50-FPN_{key}"]["text/plain"])
+        assert stored == pytest.approx(value, abs=1e-9) or (math.isnan(stored) and math.isnan(value))
+    assert "image/png" in values["R50-FPN_loss_curves"]
+    assert "2 iterations at batch 1" in values["R50-FPN_setting"]["text/plain"]
+    # the parameters cells are hidden from the book; the run is finished for the runner
+    cells = nbformat.read(executed, as_version=4).cells
+    hidden = [c for c in cells if "remove-cell" in c.metadata.get("tags", [])]
+    assert {t for c in hidden for t in c.metadata["tags"]} >= {"parameters", "injected-parameters"}
+    assert study.run_finished(executed, parameters)
+
+
+FAILING_TRAIN_NOTEBOOK = """
+import json
+from pathlib import Path
+from fashionseg.config import save_config
+from fashionseg.study import run_config
+cfg = run_config(preset, arch, iterations=iterations, output_dir=output_dir, overrides=overrides)
+if arch == "R50-C4":
+    raise ValueError("R50-C4 diverged")
+save_config(cfg, cfg.run_dir / "config.yaml")
+family = {"coco": {"AP": 1.5, "AP50": 2.5, "AP75": 0.5}, "iou_f1": {"AP": 0.5}, "f1": {"AP": 0.7}}
+(cfg.run_dir / "metrics.json").write_text(json.dumps({"bbox": family, "segm": family, "arch": arch}))
+"""
+
+
+@pytest.mark.slow
+def test_study_command_reports_a_failing_notebook_with_papermill(tmp_path, monkeypatch, capsys):
+    """The CLI end to end with cheap stand-in notebooks executed by papermill: exit code, message, results."""
+    monkeypatch.chdir(tmp_path)
+    notebooks = tmp_path / "fake_notebooks"
+    notebooks.mkdir()
+    sources = {
+        study.DATA_NOTEBOOK: "preset = 'demo'\ndata_root = None\noverrides = {}\nfigures_dir = ''",
+        study.TRAIN_NOTEBOOK: "arch = 'R50-FPN'\npreset = 'demo'\niterations = None\noutput_dir = None\n"
+        "overrides = {}",
+        study.COMPARE_NOTEBOOK: "results_dir = ''\narchs = []\nfigures_dir = ''",
+        study.QUALITATIVE_NOTEBOOK: "results_dir = ''\narchs = []\nfigures_dir = ''",
+    }
+    for name, parameters in sources.items():
+        body = (
+            FAILING_TRAIN_NOTEBOOK
+            if name == study.TRAIN_NOTEBOOK
+            else "print(len(archs) if 'archs' in dir() else 0)"
+        )
+        nb = nbformat.v4.new_notebook(
+            cells=[
+                nbformat.v4.new_code_cell(parameters, metadata={"tags": ["parameters"]}),
+                nbformat.v4.new_code_cell(body),
+            ],
+            metadata={"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}},
+        )
+        nbformat.write(nb, notebooks / name)
+
+    parser = argparse.ArgumentParser()
+    study.add_study_arguments(parser)
+    args = parser.parse_args(["--notebooks", str(notebooks), "--no-book", "-p", "iterations=3"])
+    assert study.run_study(args) == 1
+    out, err = capsys.readouterr()
+    failed_nb = Path("results/demo/R50-C4") / study.TRAIN_NOTEBOOK
+    assert f"train R50-C4: ValueError: R50-C4 diverged\n  executed notebook: {failed_nb}" in err
+    assert "R50-C4 diverged" in failed_nb.read_text()  # the traceback is in the executed copy
+    for arch in ("R50-FPN", "R50-DC5"):
+        assert json.loads(Path(f"results/demo/{arch}/metrics.json").read_text())["arch"] == arch
+        assert re.search(rf"^{arch}\s+1\.5\s+1\.5\s+2\.5", out, re.M)  # the closing table, from metrics.json
+    assert Path("results/demo/04_qualitative.ipynb").is_file()
