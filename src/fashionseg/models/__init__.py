@@ -1,0 +1,41 @@
+"""Attribute-Mask R-CNN in torchvision: detectron2's R50-FPN, R50-C4 and R50-DC5, each with an attribute head.
+
+``build_model(cfg.model, labels)`` returns a torchvision ``GeneralizedRCNN``-style model that follows the
+data contract of ARCHITECTURE.md: images ``list[Tensor[3, H, W]]`` in 0-1; in training it returns
+torchvision's five losses plus ``loss_attribute``; in inference each detection also carries
+``attribute_scores`` [N, A] and ``attribute_ids``.
+
+- ``backbones``: ResNet 18/34/50/101 with frozen BN / BN / GN, stage freezing, res5 dilation (DC5).
+- ``roi_heads``: ``AttributeRoIHeads`` (torchvision's RoIHeads + attributes) and ``Res5RoIHeads`` (C4).
+- ``attribute_head``: the attribute predictor and its loss.
+- ``weights``: torchvision weight files (offline-safe) and fashionseg checkpoints.
+- ``detector``: the three architecture builders and ``build_model``.
+
+The known differences to detectron2 (:data:`KNOWN_DIFFERENCES`) follow.
+"""
+
+from fashionseg.models.attribute_head import AttributePredictor, attribute_loss
+from fashionseg.models.detector import (
+    ARCHITECTURES,
+    KNOWN_DIFFERENCES,
+    AttributeMaskRCNN,
+    build_model,
+    count_parameters,
+    resolve_norm,
+)
+from fashionseg.models.roi_heads import AttributeRoIHeads, Res5RoIHeads
+
+__doc__ = f"{__doc__}\n{KNOWN_DIFFERENCES}"
+
+__all__ = [
+    "ARCHITECTURES",
+    "KNOWN_DIFFERENCES",
+    "AttributeMaskRCNN",
+    "AttributePredictor",
+    "AttributeRoIHeads",
+    "Res5RoIHeads",
+    "attribute_loss",
+    "build_model",
+    "count_parameters",
+    "resolve_norm",
+]
