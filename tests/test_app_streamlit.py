@@ -152,13 +152,13 @@ def test_model_card_shows_metrics_or_not_evaluated(results):
     root, _, _ = results
     at = start()
     card = at.sidebar.markdown[0].value
-    assert f"| run | {root / 'demo' / 'R50-C4'} |" in card
-    assert "not evaluated" in card  # R50-C4 sorts first and has no metrics.json
+    assert f"**run**: {root / 'demo' / 'R50-C4'}" in card
+    assert "**accuracy**: not evaluated" in card  # R50-C4 sorts first and has no metrics.json
     at.selectbox(key="run").select(next(o for o in at.selectbox(key="run").options if "R50-FPN" in o)).run()
     card = at.sidebar.markdown[0].value
-    assert "| architecture | R50-FPN |" in card
-    assert "| box AP | 31.2 |" in card and "| mask AP | 28.0 |" in card
-    assert "| box AP^IoU+F1 | 22.5 |" in card and "| mask AP^IoU+F1 | 20.0 |" in card
+    assert "**architecture**: R50-FPN" in card
+    assert "**box AP**: 31.2" in card and "**mask AP**: 28.0" in card
+    assert "**box AP^IoU+F1**: 22.5" in card and "**mask AP^IoU+F1**: 20.0" in card
 
 
 def test_example_photo_needs_no_upload(results):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -66,4 +67,12 @@ def run(args: argparse.Namespace) -> int:
     if args.weights is not None:
         run_info(args.weights)
     print(f"fashionseg app on http://{args.host}:{args.port} (Ctrl+C stops it)", flush=True)
-    return subprocess.call(streamlit_command(args))
+    server = subprocess.Popen(streamlit_command(args))
+    # Stopping `fashionseg app` (Ctrl+C, or SIGTERM from a supervisor or a test) must stop the server too.
+    signal.signal(signal.SIGTERM, lambda signum, frame: server.terminate())
+    try:
+        return server.wait()
+    finally:
+        if server.poll() is None:
+            server.terminate()
+            server.wait()

@@ -27,6 +27,7 @@ from PIL import Image
 from fashionseg.data import ontology
 from fashionseg.data.images import ImageReadError, read_image
 from fashionseg.data.ontology import LabelSpace
+from fashionseg.data.synthetic import render_image
 from fashionseg.errors import FashionsegError
 from fashionseg.predict import Prediction, to_coco_results
 from fashionseg.visualization import draw_predictions
@@ -109,8 +110,15 @@ def photo_example() -> Image.Image:
     return read_image(cbook.get_sample_data("grace_hopper.jpg", asfileobj=False))
 
 
+def synthetic_example() -> Image.Image:
+    """Two figures (384 x 384) drawn by the embedded dataset's generator: what the demo models learn from."""
+    pixels, _ = render_image(np.random.default_rng(0), 384)
+    return Image.fromarray(pixels)
+
+
 # name shown in the example picker -> function returning the RGB image
 EXAMPLES: dict[str, Callable[[], Image.Image]] = {
+    "Synthetic figures (generated)": synthetic_example,
     "Grace Hopper (photo shipped with matplotlib)": photo_example,
 }
 

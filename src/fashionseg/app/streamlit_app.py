@@ -34,8 +34,8 @@ def detect(checkpoint: str, modified_ns: int, digest: str, _image: Image.Image) 
 
 
 def card_markdown(rows: list[tuple[str, str]]) -> str:
-    lines = ["| | |", "|---|---|", *(f"| {field} | {value} |" for field, value in rows)]
-    return "\n".join(lines)
+    """The model card as one "**field**: value" line per row (narrow enough for the sidebar)."""
+    return "  \n".join(f"**{field}**: {value}" for field, value in rows)
 
 
 def sidebar(runs: list[logic.RunInfo]) -> tuple[logic.RunInfo, Predictor, logic.Controls]:
