@@ -70,7 +70,7 @@ def test_round_trip_synth_json_to_targets(synthetic_root: Path) -> None:
             assert target["area"][k] == ann["area"]
             on = {labels.attribute_ids[j] for j in torch.nonzero(target["attributes"][k]).flatten().tolist()}
             assert on == set(ann["attribute_ids"])
-        pixels = np.asarray(Image.open(images_dir / dataset.image_info(index)["file_name"]))
+        pixels = np.array(Image.open(images_dir / dataset.image_info(index)["file_name"]))
         assert torch.equal((image * 255).round().to(torch.uint8).permute(1, 2, 0), torch.from_numpy(pixels))
 
 

@@ -27,6 +27,7 @@ import colorsys
 import json
 import math
 import os
+import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -69,6 +70,8 @@ A_LINE, PENCIL, STRAIGHT, WIDE_LEG = 129, 127, 128, 132  # silhouette
 ROUND_NECK, V_NECK = 182, 183  # neckline type
 
 MIN_VISIBLE_FRACTION = 0.15  # drop an instance showing less than this share of its shape
+
+Grid = tuple[np.ndarray, np.ndarray]  # the y and x pixel coordinates, float32 [S, S] each
 
 
 @dataclass
@@ -168,7 +171,7 @@ def _garment_colors(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     return base, accent
 
 
-def _texture(rng: np.random.Generator, pattern: str, grid: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
+def _texture(rng: np.random.Generator, pattern: str, grid: Grid) -> np.ndarray:
     """An ``[S, S, 3]`` fill in one of the four patterns (period about 1/25 of the image)."""
     yy, xx = grid
     size = xx.shape[0]
@@ -192,7 +195,7 @@ def _texture(rng: np.random.Generator, pattern: str, grid: tuple[np.ndarray, np.
     return np.where(on[..., None], accent, base)
 
 
-def _background(rng: np.random.Generator, size: int, grid: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
+def _background(rng: np.random.Generator, size: int, grid: Grid) -> np.ndarray:
     yy, xx = grid
     c0 = _hsv(rng.uniform(), rng.uniform(0.0, 0.5), rng.uniform(0.3, 1.0))
     c1 = _hsv(rng.uniform(), rng.uniform(0.0, 0.5), rng.uniform(0.3, 1.0))
@@ -327,61 +330,64 @@ def _legwear(size: int, b: _Body, end: float, w_top: float, w_end: float) -> np.
     return shape
 
 
-def _dress_figure(scene: _Scene, rng: np.random.Generator, b: _Body, grid) -> None:
-    """Paint one figure: body, then garments back to front (see the module docstring)."""
+def _pick_pattern(rng: np.random.Generator) -> tuple[str, int]:
+    name = str(rng.choice(list(PATTERNS)))
+    return name, PATTERNS[name]
+
+
+def _flat(color: np.ndarray, size: int) -> np.ndarray:
+    """A one-colour ``[S, S, 3]`` texture (writable, so a band of another colour can be painted in)."""
+    return np.broadcast_to(color, (size, size, 3)).copy()
+
+
+def _paint_body(scene: _Scene, rng: np.random.Generator, b: _Body) -> None:
+    """Skin and hair (not instances: they only hide what lies behind them)."""
     size, u, cx = scene.size, b.u, b.cx
     skin = _hsv(rng.uniform(0.02, 0.1), rng.uniform(0.25, 0.6), rng.uniform(0.35, 0.95))
     hair = _hsv(rng.uniform(0.0, 0.12), rng.uniform(0.2, 0.8), rng.uniform(0.05, 0.5))
-
     body = _torso(size, b, 0.0, 0.5)
     for joint, wrist in b.arms:
         body |= _band(size, joint, wrist, 0.06 * u, 0.05 * u) | _ellipse(size, *wrist, 0.032 * u, 0.032 * u)
     for hip, ankle in b.legs:
         body |= _band(size, hip, ankle, 0.085 * u, 0.05 * u)
-    body |= _polygon(
-        size,
-        [
-            (cx - 0.03 * u, b.top + 0.1 * u),
-            (cx + 0.03 * u, b.top + 0.1 * u),
-            (cx + 0.04 * u, b.ys),
-            (cx - 0.04 * u, b.ys),
-        ],
-    )
+    neck = [
+        (cx - 0.03 * u, b.top + 0.1 * u),
+        (cx + 0.03 * u, b.top + 0.1 * u),
+        (cx + 0.04 * u, b.ys),
+        (cx - 0.04 * u, b.ys),
+    ]
+    body |= _polygon(size, neck)
     scene.skin(_ellipse(size, cx, b.top + 0.065 * u, 0.075 * u, 0.065 * u), hair)
     scene.skin(body | _ellipse(size, cx, b.top + 0.085 * u, 0.06 * u, 0.065 * u), skin)
 
-    def pattern() -> tuple[str, int]:
-        name = str(rng.choice(list(PATTERNS)))
-        return name, PATTERNS[name]
 
-    wears_dress = rng.uniform() < 0.3
-    if not wears_dress:
-        lower = int(rng.choice([PANTS, SHORTS, SKIRT], p=[0.38, 0.24, 0.38]))
-        name, pid = pattern()
-        if lower == PANTS:
-            silhouette = int(rng.choice([STRAIGHT, WIDE_LEG]))
-            w_end = 0.075 if silhouette == STRAIGHT else 0.17
-            shape = _legwear(size, b, 0.98, 0.115, w_end)
-            scene.garment(shape, _texture(rng, name, grid), PANTS, [pid, silhouette])
-        elif lower == SHORTS:
-            shape = _legwear(size, b, 0.3, 0.125, 0.12)
-            scene.garment(shape, _texture(rng, name, grid), SHORTS, [pid])
-        else:
-            length = str(rng.choice(list(LENGTHS)))
-            silhouette = int(rng.choice([A_LINE, PENCIL]))
-            shape = _skirt_shape(size, b, length, silhouette, b.yw - 0.01 * u)
-            scene.garment(shape, _texture(rng, name, grid), SKIRT, [pid, LENGTHS[length], silhouette])
+def _paint_lower(scene: _Scene, rng: np.random.Generator, b: _Body, grid: Grid) -> None:
+    """Pants (straight or wide leg), shorts, or a skirt (mini/knee/maxi, a-line or pencil)."""
+    size = scene.size
+    lower = int(rng.choice([PANTS, SHORTS, SKIRT], p=[0.38, 0.24, 0.38]))
+    name, pid = _pick_pattern(rng)
+    if lower == PANTS:
+        silhouette = int(rng.choice([STRAIGHT, WIDE_LEG]))
+        shape = _legwear(size, b, 0.98, 0.115, 0.075 if silhouette == STRAIGHT else 0.17)
+        attrs = [pid, silhouette]
+    elif lower == SHORTS:
+        shape = _legwear(size, b, 0.3, 0.125, 0.12)
+        attrs = [pid]
+    else:
+        length = str(rng.choice(list(LENGTHS)))
+        silhouette = int(rng.choice([A_LINE, PENCIL]))
+        shape = _skirt_shape(size, b, length, silhouette, b.yw - 0.01 * b.u)
+        attrs = [pid, LENGTHS[length], silhouette]
+    scene.garment(shape, _texture(rng, name, grid), lower, attrs)
 
+
+def _paint_upper(scene: _Scene, rng: np.random.Generator, b: _Body, grid: Grid, dress: bool) -> None:
+    """A top or a dress with its sleeves and neckline (parts) and a contrasting neckline trim."""
+    size, u = scene.size, b.u
     sleeve_length = int(rng.choice([SLEEVELESS, SHORT_SLEEVE, WRIST_LENGTH]))
     neck = int(rng.choice([ROUND_NECK, V_NECK]))
-    opening, band = _neckline(size, cx, b.ys, u, neck)
-    name, pid = pattern()
-    sleeves = (
-        []
-        if sleeve_length == SLEEVELESS
-        else [_sleeve(size, b, arm, SLEEVE_END[sleeve_length], 0.08) for arm in b.arms]
-    )
-    if wears_dress:
+    name, pid = _pick_pattern(rng)
+    if dress:
         length = str(rng.choice(list(LENGTHS)))
         silhouette = int(rng.choice([A_LINE, PENCIL]))
         shape = _torso(size, b, 0.005, 0.45) | _skirt_shape(size, b, length, silhouette, b.yw)
@@ -389,86 +395,106 @@ def _dress_figure(scene: _Scene, rng: np.random.Generator, b: _Body, grid) -> No
     else:
         shape = _torso(size, b, 0.005, rng.uniform(0.45, 0.5))
         category, attrs = TOP, [pid]
+    sleeves = []
     if sleeve_length == SLEEVELESS:
         attrs.append(SLEEVELESS)
+    else:
+        sleeves = [_sleeve(size, b, arm, SLEEVE_END[sleeve_length], 0.08) for arm in b.arms]
     for sleeve in sleeves:
         shape |= sleeve
+    opening, band = _neckline(size, b.cx, b.ys, u, neck)
     shape &= ~opening
     upper = scene.garment(shape, _texture(rng, name, grid), category, attrs)
     for sleeve in sleeves:
         scene.part(upper, sleeve, SLEEVE, [sleeve_length])
-    trim = _garment_colors(rng)[1]
-    scene.pixels[band & shape] = trim
+    scene.pixels[band & shape] = _garment_colors(rng)[1]
     scene.part(upper, band, NECKLINE, [neck])
 
-    if rng.uniform() < 0.3:
-        name, pid = pattern()
-        jacket_sleeves = [_sleeve(size, b, arm, SLEEVE_END[WRIST_LENGTH], 0.105) for arm in b.arms]
-        shape = _torso(size, b, 0.025, 0.55)
-        for sleeve in jacket_sleeves:
-            shape |= sleeve
-        gap = rng.uniform(0.02, 0.05) * u
-        shape &= ~_polygon(
-            size,
-            [
-                (cx - 0.08 * u, b.ys - 0.03 * u),
-                (cx + 0.08 * u, b.ys - 0.03 * u),
-                (cx + 0.015 * u, b.ys + 0.14 * u),
-                (cx + gap, b.top + 0.56 * u),
-                (cx - gap, b.top + 0.56 * u),
-                (cx - 0.015 * u, b.ys + 0.14 * u),
-            ],
-        )
-        jacket = scene.garment(shape, _texture(rng, name, grid), JACKET, [pid])
-        for sleeve in jacket_sleeves:
-            scene.part(jacket, sleeve, SLEEVE, [WRIST_LENGTH])
 
+def _paint_jacket(scene: _Scene, rng: np.random.Generator, b: _Body, grid: Grid) -> None:
+    """An open jacket with wrist-length sleeves: the top or dress shows only through its front opening."""
+    size, u, cx = scene.size, b.u, b.cx
+    name, pid = _pick_pattern(rng)
+    sleeves = [_sleeve(size, b, arm, SLEEVE_END[WRIST_LENGTH], 0.105) for arm in b.arms]
+    shape = _torso(size, b, 0.025, 0.55)
+    for sleeve in sleeves:
+        shape |= sleeve
+    gap = rng.uniform(0.02, 0.05) * u
+    front = [
+        (cx - 0.08 * u, b.ys - 0.03 * u),
+        (cx + 0.08 * u, b.ys - 0.03 * u),
+        (cx + 0.015 * u, b.ys + 0.14 * u),
+        (cx + gap, b.top + 0.56 * u),
+        (cx - gap, b.top + 0.56 * u),
+        (cx - 0.015 * u, b.ys + 0.14 * u),
+    ]
+    jacket = scene.garment(shape & ~_polygon(size, front), _texture(rng, name, grid), JACKET, [pid])
+    for sleeve in sleeves:
+        scene.part(jacket, sleeve, SLEEVE, [WRIST_LENGTH])
+
+
+def _paint_shoes(scene: _Scene, rng: np.random.Generator, b: _Body) -> None:
+    """Two shoes, one instance each (as Fashionpedia annotates them)."""
+    size, u = scene.size, b.u
+    color = _flat(_hsv(rng.uniform(), rng.uniform(0.2, 0.9), rng.uniform(0.05, 0.45)), size)
+    for side, (_, ankle) in zip((-1, 1), b.legs, strict=True):
+        shoe = _ellipse(size, ankle[0] + side * 0.015 * u, b.top + 0.965 * u, 0.05 * u, 0.03 * u)
+        scene.garment(shoe, color, SHOE, [])
+
+
+def _paint_hat(scene: _Scene, rng: np.random.Generator, b: _Body) -> None:
+    size, u, cx = scene.size, b.u, b.cx
+    crown = [
+        (cx - 0.06 * u, b.top - 0.05 * u),
+        (cx + 0.06 * u, b.top - 0.05 * u),
+        (cx + 0.07 * u, b.top + 0.04 * u),
+        (cx - 0.07 * u, b.top + 0.04 * u),
+    ]
+    hat = _ellipse(size, cx, b.top + 0.035 * u, 0.125 * u, 0.025 * u) | _polygon(size, crown)
+    base, accent = _garment_colors(rng)
+    texture = _flat(base, size)
+    texture[int(b.top + 0.005 * u) : int(b.top + 0.025 * u) + 1] = accent  # hat band
+    scene.garment(hat, texture, HAT, [])
+
+
+def _paint_bag(scene: _Scene, rng: np.random.Generator, b: _Body) -> None:
+    """A handbag held in one hand, in front of everything else of the figure."""
+    size, u = scene.size, b.u
+    _, wrist = b.arms[int(rng.integers(2))]
+    bx, by = wrist[0], wrist[1] + 0.07 * u
+    w, h, c = 0.085 * u, 0.065 * u, 0.02 * u
+    body = [
+        (bx - w + c, by - h),
+        (bx + w - c, by - h),
+        (bx + w, by - h + c),
+        (bx + w, by + h),
+        (bx - w, by + h),
+        (bx - w, by - h + c),
+    ]
+    handle = Image.new("1", (size, size))
+    ring = (bx - 0.05 * u, by - h - 0.06 * u, bx + 0.05 * u, by - h + 0.04 * u)
+    ImageDraw.Draw(handle).ellipse(ring, outline=1, width=max(1, round(0.015 * u)))
+    base, accent = _garment_colors(rng)
+    texture = _flat(base, size)
+    texture[int(by - 0.01 * u) : int(by + 0.005 * u) + 1] = accent  # flap edge
+    scene.garment(_polygon(size, body) | np.array(handle), texture, BAG, [])
+
+
+def _dress_figure(scene: _Scene, rng: np.random.Generator, b: _Body, grid: Grid) -> None:
+    """Paint one figure: body, then garments back to front (see the module docstring)."""
+    _paint_body(scene, rng, b)
+    dress = rng.uniform() < 0.3
+    if not dress:
+        _paint_lower(scene, rng, b, grid)
+    _paint_upper(scene, rng, b, grid, dress)
+    if rng.uniform() < 0.3:
+        _paint_jacket(scene, rng, b, grid)
     if rng.uniform() < 0.85:
-        color = _hsv(rng.uniform(), rng.uniform(0.2, 0.9), rng.uniform(0.05, 0.45))
-        for side, (_, ankle) in zip((-1, 1), b.legs, strict=True):
-            shoe = _ellipse(size, ankle[0] + side * 0.015 * u, b.top + 0.965 * u, 0.05 * u, 0.03 * u)
-            scene.garment(shoe, np.broadcast_to(color, (size, size, 3)), SHOE, [])
-
+        _paint_shoes(scene, rng, b)
     if rng.uniform() < 0.3:
-        base, accent = _garment_colors(rng)
-        hat = _ellipse(size, cx, b.top + 0.035 * u, 0.125 * u, 0.025 * u) | _polygon(
-            size,
-            [
-                (cx - 0.06 * u, b.top - 0.05 * u),
-                (cx + 0.06 * u, b.top - 0.05 * u),
-                (cx + 0.07 * u, b.top + 0.04 * u),
-                (cx - 0.07 * u, b.top + 0.04 * u),
-            ],
-        )
-        texture = np.broadcast_to(base, (size, size, 3)).copy()
-        texture[int(b.top + 0.005 * u) : int(b.top + 0.025 * u) + 1] = accent  # hat band
-        scene.garment(hat, texture, HAT, [])
-
+        _paint_hat(scene, rng, b)
     if rng.uniform() < 0.3:
-        _, wrist = b.arms[int(rng.integers(2))]
-        bx, by = wrist[0], wrist[1] + 0.07 * u
-        w, h, c = 0.085 * u, 0.065 * u, 0.02 * u
-        bag = _polygon(
-            size,
-            [
-                (bx - w + c, by - h),
-                (bx + w - c, by - h),
-                (bx + w, by - h + c),
-                (bx + w, by + h),
-                (bx - w, by + h),
-                (bx - w, by - h + c),
-            ],
-        )
-        handle = Image.new("1", (size, size))
-        ImageDraw.Draw(handle).ellipse(
-            (bx - 0.05 * u, by - h - 0.06 * u, bx + 0.05 * u, by - h + 0.04 * u),
-            outline=1,
-            width=max(1, round(0.015 * u)),
-        )
-        base, accent = _garment_colors(rng)
-        texture = np.broadcast_to(base, (size, size, 3)).copy()
-        texture[int(by - 0.01 * u) : int(by + 0.005 * u) + 1] = accent  # flap edge
-        scene.garment(bag | np.asarray(handle), texture, BAG, [])
+        _paint_bag(scene, rng, b)
 
 
 def render_image(
@@ -496,7 +522,8 @@ def render_image(
 
 
 def _split_code(split: str) -> int:
-    return SPLITS.index(split) if split in SPLITS else sum(map(ord, split))
+    """A stable number per split name, part of each image's random seed."""
+    return zlib.crc32(split.encode())
 
 
 def _params(split: str, num_images: int, size: int, seed: int) -> dict[str, Any]:

@@ -74,7 +74,7 @@ class Resize:
             masks = F.interpolate(masks[None], size=(new_h, new_w), mode="nearest-exact")[0]
         else:
             masks = masks.new_zeros((0, new_h, new_w))
-        keep = masks.flatten(1).any(1)
+        keep = masks.flatten(1).bool().any(1)
         n = keep.shape[0]
         target = {
             k: v[keep] if torch.is_tensor(v) and v.ndim and v.shape[0] == n else v for k, v in target.items()
