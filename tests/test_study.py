@@ -473,3 +473,38 @@ def test_study_command_reports_a_failing_notebook_with_papermill(tmp_path, monke
         assert json.loads(Path(f"results/demo/{arch}/metrics.json").read_text())["arch"] == arch
         assert re.search(rf"^{arch}\s+1\.5\s+1\.5\s+2\.5", out, re.M)  # the closing table, from metrics.json
     assert Path("results/demo/04_qualitative.ipynb").is_file()
+
+
+def build_tiny_book(tmp_path_factory: pytest.TempPathFactory, synthetic_root: Path) -> tuple[Path, Path]:
+    """(results folder, html folder) of the whole study run tiny (all notebooks, three backbones) and its
+    book. Built once per test session: the browser tests reuse what the book test built, and vice versa."""
+    base = tmp_path_factory.getbasetemp() / "tiny_study"
+    results = base / "results" / "demo"
+    html = base / "build" / "source-demo" / "_build" / "html"
+    if (html / "index.html").is_file():
+        return results, html
+    plan = study.StudyPlan(
+        preset="demo",
+        archs=ARCHITECTURES,
+        results=results,
+        notebooks=NOTEBOOKS,
+        parameters={"data_root": str(synthetic_root), **TINY},
+        overrides=TINY_OVERRIDES,
+    )
+    failed = [r for r in study.run_notebooks(plan) if r.status != "ran"]
+    assert not failed, failed
+    return results, study.build_book(ROOT, results, base / "build")
+
+
+@pytest.mark.slow
+def test_book_builds_from_a_tiny_study(tmp_path_factory, synthetic_root):
+    results, html = build_tiny_book(tmp_path_factory, synthetic_root)
+    pages = {p.relative_to(html).as_posix() for p in html.rglob("*.html")}
+    assert {"index.html", "book/results.html", "results/demo/03_compare.html"} <= pages
+    assert {f"results/demo/{arch}/02_train_backbone.html" for arch in ARCHITECTURES} <= pages
+    text = (html / "book" / "results.html").read_text()
+    # the numbers pasted with glue are the runs' own
+    for arch, row in reporting.ours_table(reporting.read_run_metrics(results, ARCHITECTURES)).iterrows():
+        assert f">{row['mask_AP']:.1f}<" in text, arch
+    # papermill's parameters cells are not in the book
+    assert "injected-parameters" not in (html / "results/demo/R50-C4/02_train_backbone.html").read_text()

@@ -1,0 +1,156 @@
+"""The built book in a real browser: headless Chromium (Debian's package) driven by Playwright.
+
+The book is built from a tiny study (see ``test_study.build_tiny_book``) and served on 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import functools
+import http.server
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import urldefrag, urljoin, urlparse
+
+import pytest
+from test_study import build_tiny_book
+
+from fashionseg import reporting
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+]
+RESULT_PAGES = (
+    "book/results.html",
+    "results/demo/03_compare.html",
+    "results/demo/04_qualitative.html",
+    "results/demo/R50-FPN/02_train_backbone.html",
+)
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.slow,
+    pytest.mark.skipif(
+        not Path(CHROMIUM).exists(),
+        reason=f"{CHROMIUM} not found: install Debian's chromium package (apt-get install chromium)",
+    ),
+]
+
+
+@pytest.fixture(scope="module")
+def served_book(tmp_path_factory, synthetic_root) -> Iterator[tuple[str, Path]]:
+    """(base URL, results folder) of the tiny study's book, served by http.server on a free local port."""
+    results, html = build_tiny_book(tmp_path_factory, synthetic_root)
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(html))
+    handler.log_message = lambda *args: None
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/", results
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    sync_api = pytest.importorskip("playwright.sync_api", reason="pip install playwright (a dev dependency)")
+    with sync_api.sync_playwright() as p:
+        chromium = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def page(browser):
+    page = browser.new_page()
+    yield page
+    page.close()
+
+
+def test_results_table_shows_three_backbones_with_numbers(served_book, page):
+    base, results = served_book
+    page.goto(base + "book/results.html")
+    rows = page.eval_on_selector_all(
+        "table tbody tr",
+        "rows => rows.map(r => Array.from(r.querySelectorAll('th, td')).map(c => c.innerText.trim()))",
+    )
+    ours = {}
+    for cells in rows:
+        if "ours" in cells:
+            # Table I's rows: (backbone, source, six APs); the backbone cell spans the seed row too
+            ours[cells[0]] = [float(v) for v in cells[2:8]]
+    assert set(ours) == {"R50-FPN", "R50-C4", "R50-DC5"}
+    for arch, values in ours.items():
+        expected = reporting.ours_table(reporting.read_run_metrics(results, [arch])).loc[arch]
+        assert values == pytest.approx(list(expected.round(2)), abs=0.006)
+    # the per-backbone table pasted with {glue:text}: a number in every cell, no unresolved role
+    text = page.inner_text("main")
+    assert "glue:text" not in text
+    per_backbone = page.eval_on_selector_all(
+        "table",
+        "ts => ts.map(t => t.innerText).filter(t => t.includes('training s/iter'))",
+    )
+    assert len(per_backbone) == 1
+    for arch in ("R50-FPN", "R50-C4", "R50-DC5"):
+        line = next(row for row in per_backbone[0].splitlines() if row.startswith(arch))
+        numbers = line.split("\t")[1:]
+        assert len(numbers) == 5 and all(_is_number(n) for n in numbers), line
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+@pytest.mark.parametrize("path", RESULT_PAGES)
+def test_every_image_on_the_results_pages_loads(served_book, page, path):
+    base, _ = served_book
+    response = page.goto(base + path)
+    assert response is not None and response.ok
+    page.wait_for_load_state("load")
+    images = page.eval_on_selector_all(
+        "main img",
+        "imgs => imgs.map(i => ({src: i.currentSrc || i.src, ok: i.complete && i.naturalWidth > 0}))",
+    )
+    assert images, f"no images on {path}"
+    broken = [i["src"] for i in images if not i["ok"]]
+    assert not broken, f"images that do not load on {path}: {broken}"
+
+
+def test_internal_links_resolve(served_book, page):
+    base, _ = served_book
+    queue, seen, broken = [base + "index.html"], set(), []
+    while queue:
+        url = queue.pop()
+        if url in seen:
+            continue
+        seen.add(url)
+        response = page.goto(url)
+        if response is None or not response.ok:
+            broken.append(url)
+            continue
+        hrefs = page.eval_on_selector_all("a[href]", "as => as.map(a => a.href)")
+        ids = set(page.eval_on_selector_all("[id]", "els => els.map(e => e.id)"))
+        for href in hrefs:
+            target, fragment = urldefrag(href)
+            if urlparse(target).netloc != urlparse(base).netloc:
+                continue
+            if target == urldefrag(url)[0] and fragment and fragment not in ids:
+                broken.append(f"{url}#{fragment}")
+            if target.endswith(".html") and target not in seen:
+                queue.append(target)
+            elif target not in seen and not target.endswith("/"):
+                seen.add(target)
+                if not page.request.get(urljoin(base, target)).ok:
+                    broken.append(target)
+    assert len([u for u in seen if u.endswith(".html")]) >= 10
+    assert not broken, f"internal links that do not resolve: {broken}"
