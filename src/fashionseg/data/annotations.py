@@ -13,8 +13,8 @@ severities:
 
 Skip mode (training's default, ``DataConfig.skip_bad``): :func:`drop_bad` removes every image and
 annotation that has an error (:attr:`CheckReport.bad_image_ids`, :attr:`CheckReport.bad_annotation_ids`);
-file-level errors cannot be skipped. Strict mode stops at the first error instead, and ``data check
---strict`` also counts warnings as errors.
+file-level errors cannot be skipped. Strict mode (``skip_bad=False``) raises on any error instead, and
+``data check --strict`` also counts warnings as errors.
 """
 
 from __future__ import annotations

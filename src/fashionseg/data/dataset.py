@@ -65,7 +65,8 @@ class FashionpediaDataset(Dataset):
         coco = annotations if isinstance(annotations, dict) else load_annotations(annotations)
         coco = subset_annotations(coco, max_images=max_images, categories=categories)
         self.images_dir = Path(images_dir)
-        self.report = check_annotations(coco, self.images_dir)
+        # a progress bar only where checking takes noticeable time (Fashionpedia's 45k training images)
+        self.report = check_annotations(coco, self.images_dir, show_progress=len(coco["images"]) >= 1000)
         errors = self.report.errors()
         if errors and not skip_bad:
             raise FashionsegError(
