@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import shutil
 import threading
 import zipfile
 from collections.abc import Iterator
@@ -104,6 +105,10 @@ def test_full_download_and_extraction(tmp_path: Path, server: FakeServer) -> Non
 
     assert _fetch(root, server, files) == paths  # a second run finds everything in place
     assert len(server.requests) == 2
+
+    shutil.rmtree(root / "test")  # extracted images deleted: the archive is fetched again
+    assert _fetch(root, server, files) == paths
+    assert [p for p, _ in server.requests[2:]] == [ZIP_PATH] and (root / "test" / "b.jpg").is_file()
 
 
 def test_interrupted_transfer_resumes_with_a_range_request(tmp_path: Path, server: FakeServer) -> None:

@@ -226,8 +226,10 @@ def fetch(
     for remote in (f for f in files if set(f.splits) & set(splits)):
         marker = root / (remote.name + ".extracted")
         if remote.is_archive and marker.is_file():
-            done += [root / name for name in json.loads(marker.read_text())["folders"]]
-            continue
+            folders = [root / name for name in json.loads(marker.read_text())["folders"]]
+            if all(f.exists() for f in folders):
+                done += folders
+                continue
         path = _obtain(remote, root, source, base_url, retries, timeout, show_progress)
         if not remote.is_archive:
             done.append(path)
