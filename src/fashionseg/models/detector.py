@@ -60,6 +60,9 @@ Known differences between fashionseg's torchvision models and detectron2's:
 - Proposals. pre_nms_top_n is per feature level and post_nms_top_n per image (as detectron2's FPN
   configs). The same ModelConfig values (default 2000/1000 train, 1000/1000 test) serve all three
   architectures; detectron2's C4 and DC5 configs use 12000/2000 (train) and 6000/1000 (test).
+- Masks. torchvision cuts the mask targets out of the ground-truth bitmasks with RoIAlign (aligned=False);
+  detectron2 rasterises the polygons inside each box. At test time torchvision pastes masks into the image
+  with its own box expansion (paste_masks_in_image); detectron2 pastes with aligned grid sampling.
 - Anchors. torchvision rounds its base anchors to whole pixels; detectron2 does not.
 - Initialisation. torchvision's 2-FC box head and class/box predictors keep PyTorch's default Linear
   initialisation; detectron2 uses Caffe2's Xavier fill for the FCs and normal(std 0.01 / 0.001) for the
