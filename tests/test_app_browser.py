@@ -68,7 +68,12 @@ def tiny_results(synthetic_root, tmp_path_factory) -> Path:
         "solver.warmup_iters": 1,
         "solver.checkpoint_period": 2,
     }
-    train(load_config("demo", overrides), show_progress=False)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # the machine's cores are shared with the rest of the suite
+    try:
+        train(load_config("demo", overrides), show_progress=False)
+    finally:
+        torch.set_num_threads(threads)
     return results
 
 
@@ -112,7 +117,7 @@ def page(app_url):
 
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        page = browser.new_page(viewport={"width": 1400, "height": 1000}, accept_downloads=True)
+        page = browser.new_page(viewport={"width": 1400, "height": 1200}, accept_downloads=True)
         page.set_default_timeout(60_000)
         page.goto(app_url)
         yield page

@@ -178,6 +178,9 @@ def test_model_card_of_an_unevaluated_run(tmp_path):
     card = dict(logic.model_card(logic.run_info(make_run(tmp_path / "runs" / "seed" / "R50-FPN"))))
     assert card["accuracy"].startswith("not evaluated")
     assert "box AP" not in card
+    assert card["preset"] == "seed"
+    plain = dict(logic.model_card(logic.run_info(make_run(tmp_path / "runs" / "R50-DC5", "R50-DC5"))))
+    assert plain["preset"] == "unknown"  # runs/<arch>: trained without a preset folder
 
 
 def test_thresholds_and_category_filter_select_detections():
@@ -224,6 +227,16 @@ def test_overlay_colours_only_the_shown_masks():
     assert drawn.getpixel((15, 30)) != (128, 128, 128)  # inside the pants mask
     assert drawn.getpixel((52, 35)) == (128, 128, 128)  # the zipper, below the threshold
     assert Image.open(io.BytesIO(logic.png_bytes(drawn))).size == (60, 40)
+
+
+def test_download_names_are_plain_file_stems():
+    assert logic.file_stem("street look.final.JPG") == "street_look.final"
+    assert (
+        logic.file_stem("Grace Hopper (photo shipped with matplotlib)")
+        == "Grace_Hopper_photo_shipped_with_matplotlib"
+    )
+    assert logic.file_stem("../../etc/passwd") == "passwd"
+    assert logic.file_stem("(((.png") == "image"
 
 
 def test_examples_are_rgb_images():

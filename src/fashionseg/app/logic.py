@@ -12,6 +12,7 @@ import argparse
 import dataclasses
 import io
 import json
+import re
 import tempfile
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -191,6 +192,12 @@ def _ap(metrics: dict[str, Any], task: str, kind: str) -> str:
         return "—"
 
 
+def _preset_of(folder: Path) -> str:
+    """The preset of a run at ``<root>/<preset>/<arch>`` (the study's and ``fashionseg train``'s layout)."""
+    preset = folder.parent.name
+    return "unknown" if preset in {p.name for p in DEFAULT_RESULTS} | {""} else preset
+
+
 def model_card(run: RunInfo) -> list[tuple[str, str]]:
     """(field, value) rows: architecture, training data, preset, iterations and the run's AP numbers.
 
@@ -211,7 +218,7 @@ def model_card(run: RunInfo) -> list[tuple[str, str]]:
         ("run", run.name),
         ("architecture", str(model.get("arch", "unknown"))),
         ("training data", training_data),
-        ("preset", run.folder.parent.name if cfg else "unknown"),
+        ("preset", _preset_of(run.folder)),
         (
             "iterations",
             f"{solver['max_iter']:,} × {solver.get('ims_per_batch', '?')} images" if solver else "unknown",
@@ -309,6 +316,11 @@ def detections_json(shown: Prediction, labels: LabelSpace, image_id: int = 1) ->
 def overlay(image: Image.Image, shown: Prediction, labels: LabelSpace) -> Image.Image:
     """The image with the shown detections' masks, boxes, names and top three attributes drawn on it."""
     return draw_predictions(image, shown, labels, score_threshold=0.0, max_attributes=3)
+
+
+def file_stem(name: str) -> str:
+    """A download file name's stem from an upload's or example's name: letters, digits, ``._-`` only."""
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", Path(name).stem).strip("_.") or "image"
 
 
 def png_bytes(image: Image.Image) -> bytes:

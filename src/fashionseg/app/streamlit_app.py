@@ -27,10 +27,16 @@ def load_predictor(checkpoint: str, modified_ns: int) -> Predictor:
     return Predictor.from_checkpoint(checkpoint, device="auto")
 
 
-@st.cache_resource(show_spinner="Finding garments…", max_entries=32)
+@st.cache_resource(show_spinner="Finding garments…", max_entries=16)
 def detect(checkpoint: str, modified_ns: int, digest: str, _image: Image.Image) -> Prediction:
     """Every detection of one image (``digest`` names it), before any threshold."""
     return load_predictor(checkpoint, modified_ns).predict([_image])[0]
+
+
+@st.cache_resource(show_spinner=False)
+def example_image(name: str) -> Image.Image:
+    """An example image, rendered or read once."""
+    return logic.EXAMPLES[name]()
 
 
 def card_markdown(rows: list[tuple[str, str]]) -> str:
@@ -105,7 +111,7 @@ def gather_images(max_upload_mb: int) -> list[tuple[str, Image.Image, str]]:
             continue
         images.append((upload.name, image, hashlib.sha256(data).hexdigest()))
     if example is not None:
-        images.append((example, logic.EXAMPLES[example](), f"example:{example}"))
+        images.append((example, example_image(example), f"example:{example}"))
     return images
 
 
@@ -125,7 +131,7 @@ def show_result(
     left.image(drawn, caption=f"{len(shown)} of {len(pred)} detections shown", width="stretch")
     with right:
         st.dataframe(logic.detections_table(shown, predictor.labels), hide_index=True)
-        stem = name.rsplit(".", 1)[0]
+        stem = logic.file_stem(name)
         st.download_button(
             "Detections (COCO-results JSON)",
             logic.detections_json(shown, predictor.labels, image_id=index + 1),
