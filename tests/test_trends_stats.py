@@ -223,3 +223,14 @@ def test_trends_need_a_metadata_column_with_two_groups():
     meta = pd.DataFrame({"season": ["s1"] * 4}, index=["a.jpg", "b.jpg", "c.jpg", "e.jpg"])
     with pytest.raises(FashionsegError, match="at least 2 groups"):
         compute_statistics(preds, meta, StatsSettings(by="season", min_count=1))
+
+
+def test_no_detections_gives_empty_tables_not_errors(tmp_path):
+    from fashionseg.trends.plots import write_plots
+
+    preds = table({"a.jpg": [], "b.jpg": [(HAT, 0.2, {})]})
+    meta = pd.DataFrame({"season": ["s1", "s2"]}, index=["a.jpg", "b.jpg"])
+    stats = compute_statistics(preds, meta, StatsSettings(by="season", n_boot=20, n_perm=19))
+    assert stats.category_prevalence.empty and stats.trend.change.empty and stats.risers.empty
+    write_statistics(stats, tmp_path / "stats")
+    assert [p.name for p in write_plots(stats, tmp_path / "plots")] == ["category_prevalence.png"]

@@ -139,7 +139,7 @@ def write_plots(stats: Statistics, out_dir: Path) -> list[Path]:
         figures["attribute_prevalence"] = plot_attribute_heatmap(stats.attribute_prevalence)
     if not stats.cooccurrence.empty:
         figures["attribute_cooccurrence"] = plot_cooccurrence(stats.cooccurrence)
-    if stats.trend is not None:
+    if stats.trend is not None and not stats.trend.change.empty:
         moving = pd.concat([stats.risers, stats.fallers])["feature"].tolist()
         if moving:
             figures["trends_risers_fallers"] = plot_trends(stats.trend.by_group, moving)

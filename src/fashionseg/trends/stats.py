@@ -18,6 +18,7 @@ tests shuffle whole images between groups.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -388,6 +389,17 @@ def benjamini_hochberg(pvalues: np.ndarray) -> np.ndarray:
     return q
 
 
+def _interval(samples: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The 2.5th and 97.5th percentiles over replicates (axis 0), ignoring NaN; NaN where all are NaN."""
+    if samples.size == 0:  # numpy's nanpercentile drops the quantile axis of an empty array
+        empty = np.full(samples.shape[1:], np.nan)
+        return empty, empty
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN slices: a group without trials
+        low, high = np.nanpercentile(samples, [2.5, 97.5], axis=0)
+    return low, high
+
+
 @dataclass(frozen=True)
 class TrendResult:
     """Shares per group (long table) and one row of change statistics per feature."""
@@ -415,10 +427,8 @@ def trends(
     successes, trials = group_sums(counts, codes, n_groups)
     shares = _shares(successes, trials)
     boot = bootstrap_shares(counts, codes, n_groups, settings.n_boot, settings.seed)
-    with np.errstate(invalid="ignore"):
-        low, high = np.nanpercentile(boot, [2.5, 97.5], axis=0)
-        boot_change = boot[:, -1] - boot[:, 0]
-        change_low, change_high = np.nanpercentile(boot_change, [2.5, 97.5], axis=0)
+    low, high = _interval(boot)
+    change_low, change_high = _interval(boot[:, -1] - boot[:, 0])
     p_trend, p_change = permutation_pvalues(counts, codes, n_groups, settings.n_perm, settings.seed + 1)
     trend_stat, _ = trend_statistics(successes, trials)
 
