@@ -118,6 +118,7 @@ class AttributeRoIHeads(RoIHeads):
         image_shapes: list[tuple[int, int]],
         targets: list[dict[str, Tensor]] | None = None,
     ) -> tuple[list[dict[str, Tensor]], dict[str, Tensor]]:
+        """(detections, {}) in eval mode; ([], losses) in training, where ``targets`` are required."""
         if self.training:
             proposals, matched_idxs, labels, regression_targets = self.select_training_samples(
                 proposals, targets
@@ -143,6 +144,7 @@ class AttributeRoIHeads(RoIHeads):
 
         fg_boxes = [p[f] for p, f in zip(proposals, foreground, strict=True)]
         fg_matched = [m[f] for m, f in zip(matched_idxs, foreground, strict=True)]
+        # Masks train on the foreground RoIs only; C4 reuses their res5 maps from the box branch.
         mask_inputs = (
             roi_maps[fg] if roi_maps is not None else self.mask_features(features, fg_boxes, image_shapes)
         )
