@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 import torch
 from matplotlib import cbook
+from PIL import Image
 
 from fashionseg.config import load_config
 from fashionseg.train import train
@@ -128,7 +129,8 @@ def test_upload_shows_overlay_table_and_errors(page, tmp_path):
     from playwright.sync_api import expect
 
     uploader = page.get_by_test_id("stFileUploader").locator("input[type=file]")
-    uploader.set_input_files(cbook.get_sample_data("grace_hopper.jpg", asfileobj=False))  # a real JPEG photo
+    photo = cbook.get_sample_data("grace_hopper.jpg", asfileobj=False)  # a real JPEG photo, 512 x 600
+    uploader.set_input_files(photo)
     expect(page.get_by_test_id("stImage").locator("img")).to_be_visible()
     expect(page.get_by_test_id("stDataFrame")).to_be_visible()
     expect(page.get_by_test_id("stImageCaption")).to_contain_text(f"of {DETECTIONS} detections shown")
@@ -142,10 +144,15 @@ def test_upload_shows_overlay_table_and_errors(page, tmp_path):
         page.get_by_role("button", name="Detections (COCO-results JSON)").click()
     results = json.loads(Path(download.value.path()).read_text())
     assert len(results) == DETECTIONS and {r["image_id"] for r in results} == {1}
+    with page.expect_download() as download:
+        page.get_by_role("button", name="Overlay (PNG)").click()
+    assert Image.open(download.value.path()).size == Image.open(photo).size
 
     uploader.set_input_files({"name": "notes.png", "mimeType": "image/png", "buffer": b"shopping list"})
     expect(page.get_by_test_id("stAlert")).to_contain_text("notes.png is not a readable image")
     expect(page.get_by_test_id("stImage")).to_have_count(1)  # the photo's result stays
+    expect(page.get_by_role("button", name="Overlay (PNG)")).to_be_visible()
+    expect(page.get_by_test_id("stStatusWidget")).to_be_hidden()  # the rerun has finished drawing
     screenshot = tmp_path / "app.png"
     page.screenshot(path=str(screenshot), full_page=True)
     print(f"screenshot: {screenshot}")

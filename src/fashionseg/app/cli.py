@@ -31,7 +31,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--host", default="127.0.0.1", help="address to serve on (default 127.0.0.1: this machine only)"
     )
-    parser.add_argument("--port", type=int, default=8501)
+    parser.add_argument("--port", type=int, default=8501, help="TCP port (default 8501)")
     parser.add_argument("--max-upload-mb", type=int, default=MAX_UPLOAD_MB, help="largest accepted upload")
 
 
