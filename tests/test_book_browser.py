@@ -17,6 +17,8 @@ from test_study import build_tiny_book
 
 from fashionseg import reporting
 
+sync_api = pytest.importorskip("playwright.sync_api", reason="pip install playwright (a dev dependency)")
+
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
     "--headless",
@@ -43,12 +45,18 @@ pytestmark = [
 ]
 
 
+class QuietHandler(http.server.SimpleHTTPRequestHandler):
+    """Serves the book's files without logging each request."""
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
 @pytest.fixture(scope="module")
 def served_book(tmp_path_factory, synthetic_root) -> Iterator[tuple[str, Path]]:
     """(base URL, results folder) of the tiny study's book, served by http.server on a free local port."""
     results, html = build_tiny_book(tmp_path_factory, synthetic_root)
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(html))
-    handler.log_message = lambda *args: None
+    handler = functools.partial(QuietHandler, directory=str(html))
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
@@ -59,7 +67,6 @@ def served_book(tmp_path_factory, synthetic_root) -> Iterator[tuple[str, Path]]:
 
 @pytest.fixture(scope="module")
 def browser():
-    sync_api = pytest.importorskip("playwright.sync_api", reason="pip install playwright (a dev dependency)")
     with sync_api.sync_playwright() as p:
         chromium = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         yield chromium
@@ -94,13 +101,14 @@ def test_results_table_shows_three_backbones_with_numbers(served_book, page):
     assert "glue:text" not in text
     per_backbone = page.eval_on_selector_all(
         "table",
-        "ts => ts.map(t => t.innerText).filter(t => t.includes('training s/iter'))",
+        """ts => ts.filter(t => t.innerText.includes('training s/iter')).map(t =>
+            Array.from(t.querySelectorAll('tbody tr')).map(r =>
+                Array.from(r.cells).map(c => c.innerText.trim())))""",
     )
     assert len(per_backbone) == 1
-    for arch in ("R50-FPN", "R50-C4", "R50-DC5"):
-        line = next(row for row in per_backbone[0].splitlines() if row.startswith(arch))
-        numbers = line.split("\t")[1:]
-        assert len(numbers) == 5 and all(_is_number(n) for n in numbers), line
+    assert [row[0] for row in per_backbone[0]] == ["R50-FPN", "R50-C4", "R50-DC5"]
+    for row in per_backbone[0]:
+        assert len(row) == 6 and all(_is_number(n) for n in row[1:]), row
 
 
 def _is_number(text: str) -> bool:
@@ -128,7 +136,8 @@ def test_every_image_on_the_results_pages_loads(served_book, page, path):
 
 def test_internal_links_resolve(served_book, page):
     base, _ = served_book
-    queue, seen, broken = [base + "index.html"], set(), []
+    assert page.request.get(base + "index.html").ok  # a redirect to the first chapter
+    queue, seen, broken = [base + "book/intro.html"], set(), []
     while queue:
         url = queue.pop()
         if url in seen:

@@ -84,11 +84,10 @@ def run_config(
     )
 
 
+CONFIG_PARAMETERS = tuple(inspect.signature(run_config).parameters)
 # the training notebook's parameters a user may set with -p (arch, preset and output_dir are the study's)
 TRAIN_PARAMETERS = tuple(
-    name
-    for name in inspect.signature(run_config).parameters
-    if name not in ("preset", "arch", "output_dir", "overrides")
+    p for p in CONFIG_PARAMETERS if p not in ("preset", "arch", "output_dir", "overrides")
 )
 
 
@@ -203,7 +202,8 @@ def run_finished(notebook: Path, parameters: dict[str, Any]) -> bool:
     run_dir = Path(parameters["output_dir"]) / parameters["arch"]
     if not (run_dir / "metrics.json").is_file() or not (run_dir / "config.yaml").is_file():
         return False
-    return read_config(run_dir / "config.yaml") == run_config(**parameters)
+    wanted = run_config(**{k: v for k, v in parameters.items() if k in CONFIG_PARAMETERS})
+    return read_config(run_dir / "config.yaml") == wanted
 
 
 def hide_parameter_cells(notebook: Path) -> None:
