@@ -1,8 +1,8 @@
 """Images per second of ``fashionseg trends run`` and the share of its time spent outside the model.
 
 Builds a folder of photo-like JPEGs (the synthetic figures, upscaled to ``--photo-size`` px so decoding
-and resizing cost what a camera photo costs), then runs the whole pipeline (:func:`run_trends`: DataLoader
-decoding and resizing, batched prediction, Parquet, statistics, plots) once per ``--workers`` value.
+and resizing cost what a camera photo costs), then runs the whole pipeline (:func:`predict_and_analyse`:
+DataLoader decoding and resizing, batched prediction, Parquet, statistics, plots) once per ``--workers``.
 "Model" time is the time inside ``Predictor.predict`` (forward pass, post-processing, masks to NumPy);
 everything else in the inference loop (waiting for decoded images, building rows, writing Parquet) is
 overhead. Without ``--weights`` the model is an untrained R50-FPN keeping every box it proposes
@@ -35,7 +35,7 @@ from fashionseg.data.synthetic import render_image
 from fashionseg.distributed import resolve_device
 from fashionseg.models import build_model
 from fashionseg.predict import Predictor
-from fashionseg.trends.cli import run_trends
+from fashionseg.trends.cli import predict_and_analyse
 from fashionseg.trends.collection import open_collection
 from fashionseg.trends.inference import InferenceSettings
 from fashionseg.trends.stats import StatsSettings
@@ -74,7 +74,7 @@ def measure(predictor: Predictor, root: Path, out: Path, workers: int, batch_siz
     )
     settings = StatsSettings(by="season", n_boot=1000, n_perm=1999)
     start = time.perf_counter()
-    report = run_trends(predictor, collection, out, inference, settings, "benchmark")
+    report, _ = predict_and_analyse(predictor, collection, out, inference, settings, "benchmark")
     total = time.perf_counter() - start
     this_run = report["this_run"]
     return {

@@ -14,7 +14,7 @@ from fashionseg.data.ontology import LabelSpace
 from fashionseg.distributed import init_from_env, shutdown
 from fashionseg.errors import FashionsegError
 from fashionseg.predict import Prediction
-from fashionseg.trends.cli import run_trends
+from fashionseg.trends.cli import predict_and_analyse
 from fashionseg.trends.collection import open_collection
 from fashionseg.trends.inference import InferenceSettings, infer_collection, load_predictions
 from fashionseg.trends.stats import StatsSettings
@@ -186,7 +186,7 @@ def test_pipeline_reports_bad_input_and_writes_outputs(folder, tmp_path):
     out = tmp_path / "out"
     collection = open_collection(folder, meta)
     settings = StatsSettings(by="season", order=("SS", "AW"), n_boot=50, n_perm=99, min_count=1)
-    report = run_trends(FakePredictor(), collection, out, FAST, settings, "fake")
+    report, stats = predict_and_analyse(FakePredictor(), collection, out, FAST, settings, "fake")
     assert report == json.loads((out / "report.json").read_text())
     assert [u["file"] for u in report["images_unreadable"]] == ["broken.jpg"]
     assert report["images_without_metadata"] == ["faint.png"]
@@ -197,5 +197,14 @@ def test_pipeline_reports_bad_input_and_writes_outputs(folder, tmp_path):
     # skirts score 0.78, 0.59, 0.39, 0.9 (wide), 0.02: 3 of the 5 readable images reach 0.5
     assert prevalence.loc["skirt", "images_with"] == 3
     assert prevalence.loc["hat", "share"] == pytest.approx(1 / 5)
-    assert (out / "stats" / "trend_change.csv").is_file()
+    assert len(pd.read_csv(out / "stats" / "trend_change.csv")) == len(stats.trend.change)
     assert {p.name for p in (out / "plots").glob("*.png")} >= {"category_prevalence.png", "trend_heatmap.png"}
+
+
+def test_analysis_threshold_below_the_store_threshold_keeps_every_detection(folder, tmp_path):
+    collection = open_collection(folder)
+    _, stats = predict_and_analyse(
+        FakePredictor(), collection, tmp_path / "out", FAST, StatsSettings(0.01), "fake"
+    )
+    # faint.png's skirt scores 0.02: below the default store threshold (0.05), above the analysis one
+    assert stats.category_prevalence.set_index("category_name").loc["skirt", "images_with"] == 5

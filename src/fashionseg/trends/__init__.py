@@ -7,5 +7,6 @@
 - :mod:`~fashionseg.trends.stats`: prevalence, co-occurrence and change along a metadata column (cluster
   bootstrap CIs, permutation tests, risers and fallers);
 - :mod:`~fashionseg.trends.plots`: seaborn trend lines and heatmaps;
-- :mod:`~fashionseg.trends.cli`: the command and :func:`~fashionseg.trends.cli.run_trends`, the pipeline.
+- :mod:`~fashionseg.trends.cli`: the command, and the pipeline
+  :func:`~fashionseg.trends.cli.predict_and_analyse`.
 """

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
@@ -77,7 +77,7 @@ def build_report(
     return report
 
 
-def run_trends(
+def predict_and_analyse(
     predictor: PredictorLike,
     collection: Collection,
     out_dir: Path,
@@ -85,10 +85,19 @@ def run_trends(
     settings: StatsSettings,
     model_id: str,
     info: DistInfo | None = None,
-) -> dict[str, Any] | None:
+) -> tuple[dict[str, Any], Statistics] | None:
     """Predict the collection (resumable, sharded when ``info`` says so), then on rank 0 write the
-    statistics, plots and ``report.json``; returns the report (None on the other ranks)."""
+    statistics, plots and ``report.json``; returns the report and the statistics (None on other ranks).
+
+    The store thresholds are lowered to the analysis thresholds where those are lower, so that no
+    detection the statistics should count is left out of ``predictions.parquet``.
+    """
     info = info or DistInfo()
+    inference = replace(
+        inference,
+        min_score=min(inference.min_score, settings.score_threshold),
+        min_attribute_score=min(inference.min_attribute_score, settings.attribute_threshold),
+    )
     summary = infer_collection(
         predictor, collection.root, collection.files, out_dir, inference, model_id, info
     )
@@ -98,13 +107,15 @@ def run_trends(
     stats = analyse(predictions, collection, settings, out_dir)
     report = build_report(collection, predictions, settings, summary, stats)
     (out_dir / "report.json").write_text(json.dumps(report, indent=1))
-    return report
+    return report, stats
 
 
-def model_id(weights: Path) -> str:
-    """The checkpoint's identity for resume checks: resolved path, size and modification time."""
-    stat = weights.stat()
-    return f"{weights.resolve()} ({stat.st_size} bytes, mtime {stat.st_mtime_ns})"
+def checkpoint_id(weights: str | Path) -> str:
+    """A checkpoint's identity for resume checks (``model_final.pt`` or its run folder): resolved path,
+    size and modification time."""
+    path = Path(weights) / "model_final.pt" if Path(weights).is_dir() else Path(weights)
+    stat = path.stat()
+    return f"{path.resolve()} ({stat.st_size} bytes, mtime {stat.st_mtime_ns})"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -151,7 +162,6 @@ def run(args: argparse.Namespace) -> int:
     try:
         device = resolve_device(args.device, info.local_rank)
         predictor = Predictor.from_checkpoint(args.weights, device=str(device))
-        weights = args.weights / "model_final.pt" if args.weights.is_dir() else args.weights
         data_cfg = predictor.config["data"]
         inference = InferenceSettings(
             batch_size=args.batch_size,
@@ -170,10 +180,13 @@ def run(args: argparse.Namespace) -> int:
             top=args.top,
             seed=args.seed,
         )
-        report = run_trends(predictor, collection, args.out, inference, settings, model_id(weights), info)
+        result = predict_and_analyse(
+            predictor, collection, args.out, inference, settings, checkpoint_id(args.weights), info
+        )
     finally:
         shutdown(info)
-    if report is not None:
+    if result is not None:
+        report, _ = result
         print(
             f"{report['images_predicted']} images, {report['detections_at_threshold']} detections at "
             f"score >= {args.score_threshold}; {len(report['images_unreadable'])} unreadable, "

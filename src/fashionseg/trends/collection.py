@@ -186,6 +186,12 @@ class PlantedTrends:
         ]
         return pd.DataFrame(rows)
 
+    def change(self) -> pd.DataFrame:
+        """The planted first-to-last change per feature (columns feature, change)."""
+        table = self.table()
+        by_feature = table.groupby("feature", sort=False)["share"]
+        return (by_feature.last() - by_feature.first()).rename("change").reset_index()
+
     def quotas(self, images_per_season: int) -> np.ndarray:
         """Images to draw per (season, hat yes/no, skirt class): int [S, 2, 4], each season summing to n."""
         out = np.zeros((len(self.seasons), 2, len(SKIRT_CLASSES)), dtype=int)

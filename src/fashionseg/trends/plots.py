@@ -11,6 +11,7 @@ import math
 from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import seaborn as sns
 from matplotlib.figure import Figure
@@ -18,30 +19,37 @@ from matplotlib.figure import Figure
 from fashionseg.trends.stats import Statistics
 
 
-def plot_trends(by_group: pd.DataFrame, features: Sequence[str], columns: int = 3) -> Figure:
+def plot_trends(
+    by_group: pd.DataFrame, features: Sequence[str], levels: Sequence[str] | None = None, columns: int = 3
+) -> Figure:
     """One panel per feature: its share per group with the 95% bootstrap band.
 
-    ``by_group`` is :attr:`TrendResult.by_group`; when it has a ``source`` column (e.g. "model" and
-    "ground truth"), each panel draws one line per source.
+    ``by_group`` is :attr:`TrendResult.by_group` (columns feature, group, share, ci_low, ci_high); when it
+    has a ``source`` column (e.g. "model" and "ground truth"), each panel draws one line per source. The
+    x axis follows ``levels`` (default: the group column's categories, else the order of appearance).
     """
     features = list(features)
+    groups = by_group["group"]
+    if levels is None:
+        levels = list(groups.cat.categories) if isinstance(groups.dtype, pd.CategoricalDtype) else None
+    levels = [str(v) for v in (levels if levels is not None else dict.fromkeys(groups))]
     rows = max(1, math.ceil(len(features) / columns))
     ncols = max(1, min(columns, len(features)))
     fig = Figure(figsize=(4 * ncols, 3 * rows), layout="constrained")
     axes = fig.subplots(rows, ncols, squeeze=False).ravel()
     sources = list(dict.fromkeys(by_group["source"])) if "source" in by_group else [None]
     palette = dict(zip(sources, sns.color_palette("colorblind", len(sources)), strict=True))
+    x = np.arange(len(levels))
     for ax, feature in zip(axes, features, strict=False):
         for source in sources:
-            rows_of = by_group[by_group["feature"] == feature]
+            line = by_group[by_group["feature"] == feature]
             if source is not None:
-                rows_of = rows_of[rows_of["source"] == source]
-            rows_of = rows_of.sort_values("group")
-            x = rows_of["group"].astype(str).to_numpy()
+                line = line[line["source"] == source]
+            line = line.set_index(line["group"].astype(str)).reindex(levels)
             color = palette[source]
-            ax.fill_between(x, rows_of["ci_low"], rows_of["ci_high"], color=color, alpha=0.2, linewidth=0)
-            sns.lineplot(x=x, y=rows_of["share"].to_numpy(), marker="o", color=color, label=source, ax=ax)
-        ax.set(title=feature, xlabel="", ylabel="share", ylim=(0, 1))
+            ax.fill_between(x, line["ci_low"], line["ci_high"], color=color, alpha=0.2, linewidth=0)
+            sns.lineplot(x=x, y=line["share"].to_numpy(), marker="o", color=color, label=source, ax=ax)
+        ax.set(title=feature, xlabel="", ylabel="share", ylim=(0, 1), xticks=x, xticklabels=levels)
     for ax in axes[len(features) :]:
         ax.set_visible(False)
     return fig

@@ -19,7 +19,7 @@ tests shuffle whole images between groups.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -470,6 +470,21 @@ def risers_and_fallers(change: pd.DataFrame, top: int, alpha: float) -> tuple[pd
     risers = real[real["change"] > 0].sort_values("change", ascending=False).head(top)
     fallers = real[real["change"] < 0].sort_values("change").head(top)
     return risers.reset_index(drop=True), fallers.reset_index(drop=True)
+
+
+def compare_changes(changes: Mapping[str, pd.DataFrame], features: Sequence[str]) -> pd.DataFrame:
+    """The first-to-last change of ``features`` side by side, one column block per source.
+
+    ``changes`` maps a source name ("planted", "ground truth", "model") to a table with ``feature`` and
+    ``change`` and, where measured, ``change_ci_low``, ``change_ci_high`` and ``p_trend``; a feature a
+    source lacks (never detected) gets NaN.
+    """
+    columns = ["change", "change_ci_low", "change_ci_high", "p_trend"]
+    blocks = {
+        name: table.set_index("feature").reindex(list(features))[[c for c in columns if c in table]]
+        for name, table in changes.items()
+    }
+    return pd.concat(blocks, axis=1)
 
 
 @dataclass(frozen=True)
