@@ -1,13 +1,17 @@
-"""`fashionseg trends run` with a real (two-iteration) checkpoint: one process, and two under torchrun."""
+"""`fashionseg trends run` and notebook 05 with a real two-iteration checkpoint; 1 process vs torchrun."""
 
 import json
 import os
+import re
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import papermill
 import pytest
+from papermill.iorw import load_notebook_node
 
 from fashionseg.config import load_config
 from fashionseg.predict import Predictor
@@ -99,3 +103,37 @@ def test_one_process_and_torchrun_agree(trends_run, collection, tmp_path):
     assert {p.name for p in (sharded / "stats").glob("*.csv")} == {
         p.name for p in (single / "stats").glob("*.csv")
     }
+
+
+def test_notebook_runs_and_glues_every_value_the_chapter_shows(trends_run, collection, tmp_path):
+    root = Path(__file__).resolve().parents[1]
+    chapter = (root / "book" / "trends.md").read_text()
+    wanted = set(re.findall(r"05_trends\.ipynb::(\w+)", chapter)) | set(
+        re.findall(r"\{glue\} (\w+)", chapter)
+    )
+    executed = tmp_path / "05_trends.ipynb"
+    parameters = {
+        "images_dir": str(collection / "images"),
+        "metadata": str(collection / "metadata.csv"),
+        "annotations": str(collection / "annotations.json"),
+        "weights": str(trends_run),
+        "out_dir": str(tmp_path / "trends"),
+        "score_threshold": 0.0,
+        "workers": 0,
+        "device": "cpu",
+        "n_boot": 50,
+        "n_perm": 99,
+    }
+    papermill.execute_notebook(
+        str(root / "notebooks" / "05_trends.ipynb"), str(executed), parameters=parameters, cwd=str(root),
+        kernel_name="python3", progress_bar=False,
+    )  # fmt: skip
+    glued = {
+        output["metadata"]["scrapbook"]["name"]
+        for cell in load_notebook_node(str(executed)).cells
+        for output in cell.get("outputs", [])
+        if "scrapbook" in output.get("metadata", {})
+    }
+    assert wanted and wanted <= glued, f"glued by the notebook: {sorted(glued)}"
+    assert (tmp_path / "trends" / "ground_truth" / "stats" / "trend_change.csv").is_file()
+    assert (tmp_path / "trends" / "plots" / "planted_vs_recovered.png").is_file()
