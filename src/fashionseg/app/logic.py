@@ -75,9 +75,7 @@ def read_upload(name: str, data: bytes, max_mb: int = MAX_UPLOAD_MB) -> Image.Im
     """
     suffix = Path(name).suffix.lower().lstrip(".")
     if suffix not in UPLOAD_TYPES:
-        raise UploadError(
-            f"{name}: .{suffix} files are not accepted; upload a {', '.join(UPLOAD_TYPES)} image"
-        )
+        raise UploadError(f"{name}: only {', '.join(UPLOAD_TYPES)} images are accepted; convert it first")
     if not data:
         raise UploadError(f"{name} is empty (0 bytes); upload the image again")
     if len(data) > max_mb * 2**20:
