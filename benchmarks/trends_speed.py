@@ -16,6 +16,7 @@ overhead. Without ``--weights`` the model is an untrained R50-FPN keeping every 
 from __future__ import annotations
 
 import argparse
+import os
 import platform
 import tempfile
 import time
@@ -109,7 +110,8 @@ def main() -> None:
     print(
         f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} torch threads, "
         f"device {predictor.device}; {args.images} JPEG photos of {args.photo_size} px -> model input "
-        f"{data_cfg['min_size']}-{data_cfg['max_size']} px; batch {args.batch_size}"
+        f"{data_cfg['min_size']}-{data_cfg['max_size']} px; batch {args.batch_size}; "
+        f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores"
     )
     with tempfile.TemporaryDirectory() as tmp:
         root = photo_folder(Path(tmp), args.images, args.photo_size)

@@ -232,5 +232,6 @@ def test_no_detections_gives_empty_tables_not_errors(tmp_path):
     meta = pd.DataFrame({"season": ["s1", "s2"]}, index=["a.jpg", "b.jpg"])
     stats = compute_statistics(preds, meta, StatsSettings(by="season", n_boot=20, n_perm=19))
     assert stats.category_prevalence.empty and stats.trend.change.empty and stats.risers.empty
+    assert stats.trend.images_per_group == {"s1": 1, "s2": 1}
     write_statistics(stats, tmp_path / "stats")
     assert [p.name for p in write_plots(stats, tmp_path / "plots")] == ["category_prevalence.png"]

@@ -48,7 +48,7 @@ def build_report(
     collection: Collection,
     predictions: pd.DataFrame,
     settings: StatsSettings,
-    summary: InferenceSummary | None,
+    summary: InferenceSummary,
     stats: Statistics,
 ) -> dict[str, Any]:
     """What ``report.json`` holds: the collection's mismatches, unreadable images, counts and settings."""
@@ -64,16 +64,12 @@ def build_report(
         "detections_at_threshold": int(
             ((rows["detection"] >= 0) & (rows["score"] >= settings.score_threshold)).sum()
         ),
-        "statistics": {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(settings).items()},
+        "settings": {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(settings).items()},
     }
     if stats.trend is not None:
-        groups = stats.trend.by_group.drop_duplicates("group")
-        report["groups"] = dict(
-            zip(groups["group"].astype(str), groups["images"].astype(int).tolist(), strict=True)
-        )
+        report["groups"] = stats.trend.images_per_group
         report["images_without_group"] = report["images_predicted"] - sum(report["groups"].values())
-    if summary is not None:
-        report["this_run"] = asdict(summary)
+    report["this_run"] = asdict(summary)
     return report
 
 

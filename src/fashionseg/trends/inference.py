@@ -246,7 +246,7 @@ def load_predictions(out_dir: Path) -> pd.DataFrame:
     return table.drop(columns="_source").reset_index(drop=True)
 
 
-def merge_parts(out_dir: Path) -> pd.DataFrame:
+def merge_parts(out_dir: Path) -> None:
     """Fold the part files into ``predictions.parquet`` (sorted by file, detection) and delete them."""
     parts = sorted((out_dir / "parts").glob("*.parquet"))
     table = load_predictions(out_dir).sort_values(["file", "detection"], ignore_index=True)
@@ -255,7 +255,6 @@ def merge_parts(out_dir: Path) -> pd.DataFrame:
     )
     for part in parts:
         part.unlink()
-    return table
 
 
 def check_settings(out_dir: Path, model_id: str, settings: InferenceSettings) -> None:
@@ -274,7 +273,7 @@ def check_settings(out_dir: Path, model_id: str, settings: InferenceSettings) ->
             detail = "; ".join(f"{k}: {old!r} then, {new!r} now" for k, (old, new) in differing.items())
             raise FashionsegError(
                 f"{out_dir} holds predictions made with other settings ({detail}); use a new output folder, "
-                f"or delete {out_dir / PREDICTIONS_FILE} and {path} to start over"
+                f"or delete {out_dir} to start over"
             )
     else:
         out_dir.mkdir(parents=True, exist_ok=True)

@@ -405,6 +405,7 @@ class TrendResult:
     """Shares per group (long table) and one row of change statistics per feature."""
 
     levels: list[str]
+    images_per_group: dict[str, int]
     by_group: pd.DataFrame
     change: pd.DataFrame
 
@@ -457,7 +458,7 @@ def trends(
     change["p_trend"] = p_trend
     change["p_change"] = p_change
     change["q_trend"] = benjamini_hochberg(p_trend)
-    return TrendResult(levels, by_group, change)
+    return TrendResult(levels, dict(zip(levels, images.tolist(), strict=True)), by_group, change)
 
 
 def risers_and_fallers(change: pd.DataFrame, top: int, alpha: float) -> tuple[pd.DataFrame, pd.DataFrame]:
