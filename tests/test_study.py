@@ -357,6 +357,8 @@ def test_image_quality_and_pick_images():
     examples, failures = reporting.pick_images({"A": quality, "B": quality}, n_examples=2, n_failures=1)
     assert failures == [3]
     assert examples == [1, 2]
+    # a split smaller than what is asked for shows its images in both sections
+    assert reporting.pick_images({"A": quality}, n_examples=3, n_failures=3) == ([1, 2, 3], [3, 2, 1])
     table = reporting.failure_table({"A": quality}, failures)
     assert table.loc[3, "A missed"] == 1
 
@@ -388,43 +390,6 @@ def test_frequencies_and_losses():
 
 
 # --- real notebooks -------------------------------------------------------------------------------------
-
-
-@pytest.mark.slow
-def test_training_notebook_writes_metrics_and_glues_them(tmp_path, synthetic_root, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    parameters = {
-        "arch": "R50-FPN",
-        "preset": "demo",
-        "data_root": str(synthetic_root),
-        **TINY,
-        "output_dir": str(tmp_path / "runs"),
-        "overrides": TINY_OVERRIDES,
-        "num_overlays": 2,
-    }
-    executed = tmp_path / "runs" / "R50-FPN" / study.TRAIN_NOTEBOOK
-    study.execute_notebook(NOTEBOOKS / study.TRAIN_NOTEBOOK, executed, parameters)
-
-    run_dir = tmp_path / "runs" / "R50-FPN"
-    metrics = json.loads((run_dir / "metrics.json").read_text())
-    for iou_type in ("bbox", "segm"):
-        assert set(metrics[iou_type]) >= {"coco", "iou_f1", "f1"}
-    assert metrics["speed"]["inference_ms_per_image"] > 0
-    assert (run_dir / "loss_curves.png").stat().st_size > 0
-    assert (run_dir / "predictions.png").stat().st_size > 0
-    assert len(reporting.read_metrics_log(run_dir / "metrics.jsonl")) >= 1
-
-    values = glued(executed)
-    for key, value in reporting.key_numbers(metrics).items():
-        stored = float(values[f"R50-FPN_{key}"]["text/plain"])
-        assert stored == pytest.approx(value, abs=1e-9) or (math.isnan(stored) and math.isnan(value))
-    assert "image/png" in values["R50-FPN_loss_curves"]
-    assert "2 iterations at batch 1" in values["R50-FPN_setting"]["text/plain"]
-    # the parameters cells are hidden from the book; the run is finished for the runner
-    cells = nbformat.read(executed, as_version=4).cells
-    hidden = [c for c in cells if "remove-cell" in c.metadata.get("tags", [])]
-    assert {t for c in hidden for t in c.metadata["tags"]} >= {"parameters", "injected-parameters"}
-    assert study.run_finished(executed, parameters)
 
 
 FAILING_TRAIN_NOTEBOOK = """
@@ -483,34 +448,73 @@ def test_study_command_reports_a_failing_notebook_with_papermill(tmp_path, monke
     assert Path("results/demo/04_qualitative.ipynb").is_file()
 
 
-def build_tiny_book(tmp_path_factory: pytest.TempPathFactory, synthetic_root: Path) -> tuple[Path, Path]:
-    """(results folder, html folder) of the whole study run tiny (all notebooks, three backbones) and its
-    book. Built once per test session: the browser tests reuse what the book test built, and vice versa."""
+def tiny_study(tmp_path_factory: pytest.TempPathFactory, synthetic_root: Path) -> study.StudyPlan:
+    """The whole study (all four notebooks, three backbones), executed by papermill with tiny parameters.
+
+    Run once per test session: the notebook, book and browser tests all read what it wrote.
+    """
     base = tmp_path_factory.getbasetemp() / "tiny_study"
-    results = base / "results" / "demo"
-    html = base / "build" / "source-demo" / "_build" / "html"
-    if (html / "index.html").is_file():
-        return results, html
-    # two validation images keep the nine model evaluations of the study cheap
-    data = base / "data"
-    shutil.copytree(synthetic_root, data)
-    coco_path = data / "annotations" / "instances_attributes_val.json"
+    # two validation images keep the study's nine model evaluations cheap
+    plan = study.StudyPlan(
+        preset="demo",
+        archs=ARCHITECTURES,
+        results=base / "results" / "demo",
+        notebooks=NOTEBOOKS,
+        parameters={"data_root": str(base / "data"), **TINY},
+        overrides=TINY_OVERRIDES,
+    )
+    if (base / "done").is_file():
+        return plan
+    shutil.rmtree(base, ignore_errors=True)  # what an earlier, failed run left
+    shutil.copytree(synthetic_root, base / "data")
+    coco_path = base / "data" / "annotations" / "instances_attributes_val.json"
     coco = json.loads(coco_path.read_text())
     keep = {im["id"] for im in coco["images"][:2]}
     coco["images"] = [im for im in coco["images"] if im["id"] in keep]
     coco["annotations"] = [a for a in coco["annotations"] if a["image_id"] in keep]
     coco_path.write_text(json.dumps(coco))
-    plan = study.StudyPlan(
-        preset="demo",
-        archs=ARCHITECTURES,
-        results=results,
-        notebooks=NOTEBOOKS,
-        parameters={"data_root": str(data), **TINY},
-        overrides=TINY_OVERRIDES,
-    )
-    failed = [r for r in study.run_notebooks(plan) if r.status != "ran"]
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("OMP_NUM_THREADS", "1")  # the kernels' torch: one thread on the shared test machine
+        failed = [r for r in study.run_notebooks(plan) if r.status != "ran"]
     assert not failed, failed
-    return results, study.build_book(ROOT, results, base / "build")
+    (base / "done").touch()
+    return plan
+
+
+def build_tiny_book(tmp_path_factory: pytest.TempPathFactory, synthetic_root: Path) -> tuple[Path, Path]:
+    """(results folder, html folder) of the tiny study's book, built once per test session."""
+    plan = tiny_study(tmp_path_factory, synthetic_root)
+    build = plan.results.parents[1] / "build"
+    html = build / "source-demo" / "_build" / "html"
+    if not (html / "index.html").is_file():
+        study.build_book(ROOT, plan.results, build)
+    return plan.results, html
+
+
+@pytest.mark.slow
+def test_training_notebook_writes_metrics_and_glues_them(tmp_path_factory, synthetic_root):
+    plan = tiny_study(tmp_path_factory, synthetic_root)
+    run_dir = plan.results / "R50-FPN"
+    executed = run_dir / study.TRAIN_NOTEBOOK
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    for iou_type in ("bbox", "segm"):
+        assert set(metrics[iou_type]) >= {"coco", "iou_f1", "f1"}
+    assert metrics["speed"]["inference_ms_per_image"] > 0
+    assert (run_dir / "loss_curves.png").stat().st_size > 0
+    assert (run_dir / "predictions.png").stat().st_size > 0
+    assert len(reporting.read_metrics_log(run_dir / "metrics.jsonl")) >= 1
+
+    values = glued(executed)
+    for key, value in reporting.key_numbers(metrics).items():
+        stored = float(values[f"R50-FPN_{key}"]["text/plain"])
+        assert stored == pytest.approx(value, abs=1e-9) or (math.isnan(stored) and math.isnan(value))
+    assert "image/png" in values["R50-FPN_loss_curves"]
+    assert "2 iterations at batch 1" in values["R50-FPN_setting"]["text/plain"]
+    # the parameters cells are hidden from the book; the runner sees the run as finished
+    cells = nbformat.read(executed, as_version=4).cells
+    hidden = [c for c in cells if "remove-cell" in c.metadata.get("tags", [])]
+    assert {t for c in hidden for t in c.metadata["tags"]} >= {"parameters", "injected-parameters"}
+    assert study.run_finished(executed, plan.train_parameters("R50-FPN"))
 
 
 @pytest.mark.slow

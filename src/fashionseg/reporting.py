@@ -445,13 +445,17 @@ def image_quality(
 def pick_images(
     quality: dict[str, pd.DataFrame], n_examples: int, n_failures: int
 ) -> tuple[list[int], list[int]]:
-    """Validation images to show for every backbone: ``n_examples`` spread evenly over the image ids, and the
-    ``n_failures`` whose ground truth the backbones cover worst (lowest mean IoU averaged over backbones)."""
+    """Validation images to show for every backbone: (examples, failures).
+
+    Failures are the ``n_failures`` images whose ground truth the backbones cover worst (lowest mean IoU,
+    averaged over backbones); examples are ``n_examples`` spread evenly over the other image ids (over all of
+    them when a tiny split leaves none).
+    """
     mean_iou = pd.concat([q["mean_iou"] for q in quality.values()], axis=1).mean(axis=1).dropna()
-    failures = list(mean_iou.sort_values(kind="stable").index[:n_failures])
-    rest = [i for i in sorted(mean_iou.index) if i not in failures]
+    failures = [int(i) for i in mean_iou.sort_values(kind="stable").index[:n_failures]]
+    rest = [int(i) for i in sorted(mean_iou.index) if i not in failures] or sorted(map(int, mean_iou.index))
     picks = np.unique(np.linspace(0, len(rest) - 1, num=min(n_examples, len(rest))).round().astype(int))
-    return [int(rest[i]) for i in picks], [int(i) for i in failures]
+    return [rest[i] for i in picks], failures
 
 
 def failure_table(quality: dict[str, pd.DataFrame], image_ids: Sequence[int]) -> pd.DataFrame:
