@@ -1,0 +1,129 @@
+"""Evaluation: COCO AP (pycocotools) and Fashionpedia's attribute-aware AP^IoU+F1, on the 0-100 scale.
+
+``evaluate(gt, predictions)`` returns the metrics.json layout of ARCHITECTURE.md::
+
+    {"bbox": {"coco": {AP, AP50, AP75, APs, APm, APl},
+              "iou_f1": {AP, AP_IOU50, ..., APo, APp}, "iou": {..., APo, APa, APp}, "f1": {..., APo, APp}},
+     "segm": {same},
+     "per_category": {name: {"bbox_AP", "bbox_AP_iou", "bbox_AP_iou_f1", "bbox_AP_f1", "segm_AP", ...}},
+     "per_supercategory": {"outerwear" | "accessory" | "part": {same keys}}}
+
+``coco`` is pycocotools' ``COCOeval``; ``iou_f1``, ``iou`` and ``f1`` are the three families of the official
+Fashionpedia evaluator (:mod:`fashionseg.evaluation.attribute_ap`). ``<type>_AP`` in the per-category and
+per-supercategory tables is COCO's AP, the others the families' AP; the IoU+F1 and F1 keys are absent where
+no category carries attributes. A value is None (JSON null) where there is no ground truth to score, as
+pycocotools' -1; with ground truth but no predictions it is 0.0.
+
+Which categories carry attributes: Fashionpedia's 18 (:func:`fashionseg.data.ontology.attribute_category_ids`)
+by default. A dataset with other ids declares its own with ``attribute_category_ids=[...]`` (command line:
+``--attribute-categories 3,7,9``), or ``()`` / ``none`` to score every category by IoU alone. APo / APa / APp
+group the categories whose id and name are Fashionpedia's by the ontology's ``eval_supercategory``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+from tqdm.auto import tqdm
+
+from fashionseg.data import ontology
+from fashionseg.evaluation.attribute_ap import (
+    FAMILIES,
+    accumulate,
+    attribute_f1_matrix,
+    family_metrics,
+    summary_value,
+    supercategory_has_attributes,
+)
+from fashionseg.evaluation.coco import coco_evaluate
+from fashionseg.evaluation.results import load_ground_truth, load_predictions
+
+__all__ = ["attribute_f1_matrix", "evaluate", "eval_supercategories", "write_metrics"]
+
+
+def evaluate(
+    gt: str | Path | dict[str, Any],
+    predictions: str | Path | Sequence[dict[str, Any]],
+    iou_types: Sequence[str] = ("bbox", "segm"),
+    attribute_category_ids: Iterable[int] | None = None,
+    show_progress: bool = True,
+) -> dict[str, Any]:
+    """COCO and Fashionpedia metrics of ``predictions`` (COCO results with ``attribute_ids``) against ``gt``.
+
+    ``gt``: an annotation file or its parsed dict (not modified); ``predictions``: a results file or list.
+    Bad input raises :class:`fashionseg.errors.FashionsegError` naming the entry. Returns the layout in the
+    module docstring, 0-100 scale.
+    """
+    iou_types = tuple(iou_types)
+    attribute_ids = (
+        ontology.attribute_category_ids() if attribute_category_ids is None else tuple(attribute_category_ids)
+    )
+    gt = load_ground_truth(gt, iou_types, attribute_ids)
+    category_ids = sorted(c["id"] for c in gt["categories"])
+    scored = set(attribute_ids) & set(category_ids)
+    predictions = load_predictions(predictions, gt, iou_types, require_attribute_ids=bool(scored))
+    names = {c["id"]: c["name"] for c in gt["categories"]}
+    supercategories = eval_supercategories(gt["categories"])
+
+    metrics: dict[str, Any] = {}
+    per_category: dict[str, dict[str, float | None]] = {names[c]: {} for c in category_ids}
+    per_supercategory: dict[str, dict[str, float | None]] = {name: {} for name in supercategories}
+    stages = tqdm(total=2 * len(iou_types), desc="evaluate", disable=not show_progress)
+    with stages:
+        for iou_type in iou_types:
+            stages.set_postfix_str(f"COCO {iou_type}")
+            coco = coco_evaluate(gt, predictions, iou_type)
+            stages.update()
+            stages.set_postfix_str(f"AP^IoU+F1 {iou_type}")
+            acc = accumulate(gt, predictions, iou_type, scored, show_progress)
+            stages.update()
+            metrics[iou_type] = {"coco": coco.metrics()} | {
+                family: _percent(family_metrics(acc, family, supercategories)) for family in FAMILIES
+            }
+            groups = [(per_category[names[c]], [c]) for c in category_ids]
+            groups += [(per_supercategory[name], list(ids)) for name, ids in supercategories.items()]
+            for table, members in groups:
+                table[f"{iou_type}_AP"] = coco.category_ap(members)
+                for family in ("iou", "iou_f1", "f1"):
+                    if family == "iou" or supercategory_has_attributes(acc, members):
+                        table[f"{iou_type}_AP_{family}"] = _percent_value(summary_value(acc, family, members))
+    return metrics | {"per_category": per_category, "per_supercategory": per_supercategory}
+
+
+def eval_supercategories(categories: Sequence[dict[str, Any]]) -> dict[str, tuple[int, ...]]:
+    """Outerwear / accessory / part -> the ids in ``categories`` that are Fashionpedia's (same id and name).
+
+    The official evaluator's grouping for APo / APa / APp; empty groups are left out.
+    """
+    fashionpedia = {c.id: c for c in ontology.categories()}
+    groups: dict[str, list[int]] = {name: [] for name in ontology.EVAL_SUPERCATEGORIES}
+    for c in sorted(categories, key=lambda c: c["id"]):
+        known = fashionpedia.get(c["id"])
+        if known is not None and known.name == c["name"]:
+            groups[known.eval_supercategory].append(c["id"])
+    return {name: tuple(ids) for name, ids in groups.items() if ids}
+
+
+def write_metrics(metrics: dict[str, Any], path: str | Path) -> Path:
+    """Write ``metrics`` as indented JSON to ``path`` atomically (no partial file replaces a good one)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    with os.fdopen(fd, "w") as f:
+        json.dump(metrics, f, indent=1)
+        f.write("\n")
+    os.replace(tmp, path)
+    return path
+
+
+def _percent(values: dict[str, float]) -> dict[str, float | None]:
+    return {key: _percent_value(value) for key, value in values.items()}
+
+
+def _percent_value(value: float) -> float | None:
+    return None if value < 0 else 100.0 * value
