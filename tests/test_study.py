@@ -15,6 +15,8 @@ import nbformat
 import numpy as np
 import pandas as pd
 import pytest
+from IPython.core.formatters import format_display_data
+from PIL import Image
 from pycocotools import mask as mask_utils
 
 from fashionseg import reporting, study
@@ -389,6 +391,14 @@ def test_frequencies_and_losses():
     assert [line.get_label() for line in fig.axes[0].get_lines()] == ["loss", "loss_mask"]
 
 
+def test_save_figure_writes_the_file_it_returns(tmp_path):
+    fig = reporting.image_grid([[Image.new("RGB", (32, 32), "red")]], ["row"], ["column"])
+    for name, mime in (("grid.png", "image/png"), ("grid.jpg", "image/jpeg")):
+        shown = reporting.save_figure(fig, tmp_path / "sub" / name)
+        assert shown.data == (tmp_path / "sub" / name).read_bytes()
+        assert mime in format_display_data(shown)[0]  # what glue stores
+
+
 # --- real notebooks -------------------------------------------------------------------------------------
 
 
@@ -501,7 +511,7 @@ def test_training_notebook_writes_metrics_and_glues_them(tmp_path_factory, synth
         assert set(metrics[iou_type]) >= {"coco", "iou_f1", "f1"}
     assert metrics["speed"]["inference_ms_per_image"] > 0
     assert (run_dir / "loss_curves.png").stat().st_size > 0
-    assert (run_dir / "predictions.png").stat().st_size > 0
+    assert (run_dir / "predictions.jpg").stat().st_size > 0
     assert len(reporting.read_metrics_log(run_dir / "metrics.jsonl")) >= 1
 
     values = glued(executed)

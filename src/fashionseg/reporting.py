@@ -3,7 +3,8 @@
 The notebooks stay thin: they call these functions and glue what they return. Every number comes from a
 run's ``metrics.json`` / ``metrics.jsonl``, an annotation file, or the seed's Table I shipped as
 ``data/seed_table1.json``; nothing here holds a result. Figures are ``matplotlib.figure.Figure`` objects
-made without pyplot, so a notebook shows each one exactly once (when it glues or displays it).
+made without pyplot; :func:`save_figure` writes one to a file and returns the image a notebook glues, so the
+book shows exactly the file that was written.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import seaborn as sns
+from IPython.display import Image as DisplayImage
 from matplotlib.figure import Figure
 from PIL import Image
 
@@ -36,6 +38,19 @@ TABLE1_METRICS: dict[str, tuple[str, str]] = {
 }
 IOU_TYPES = {"bbox": "box", "segm": "mask"}
 METRIC_FAMILIES = {"coco": "AP (IoU)", "iou_f1": "AP (IoU+F1)", "f1": "AP (F1)"}
+
+
+def save_figure(fig: Figure, path: str | Path, dpi: int = 100) -> DisplayImage:
+    """Write ``fig`` to ``path`` and return it as an image to display or glue.
+
+    The suffix picks the format: ``.png`` for plots, ``.jpg`` for grids of photographs, which PNG stores
+    at ten times the size (the committed results must stay small).
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    jpeg = path.suffix.lower() in (".jpg", ".jpeg")
+    fig.savefig(path, dpi=dpi, bbox_inches="tight", pil_kwargs={"quality": 85} if jpeg else None)
+    return DisplayImage(data=path.read_bytes(), format="jpeg" if jpeg else "png")
 
 
 def _label(key: str) -> str:
