@@ -4,6 +4,7 @@ tables, one real papermill run of the training notebook, and a book built from a
 from __future__ import annotations
 
 import argparse
+import ast
 import json
 import math
 import re
@@ -94,6 +95,22 @@ def test_train_parameters_are_the_notebook_parameters():
     cell = next(c for c in nb.cells if "parameters" in c.metadata.get("tags", []))
     names = {line.split("=")[0].strip() for line in cell.source.splitlines() if "=" in line}
     assert set(study.TRAIN_PARAMETERS) | {"arch", "preset", "output_dir", "overrides"} <= names
+
+
+@pytest.mark.parametrize("path", sorted(NOTEBOOKS.glob("*.ipynb")), ids=lambda p: p.name)
+def test_notebooks_are_thin_parameterised_and_clean(path):
+    """One cell tagged ``parameters`` holding only literals, no outputs committed, no def/class (logic lives
+    in the package)."""
+    cells = nbformat.read(path, as_version=4).cells
+    tagged = [c for c in cells if "parameters" in c.metadata.get("tags", [])]
+    assert len(tagged) == 1
+    for statement in ast.parse(tagged[0].source).body:
+        assert isinstance(statement, ast.Assign), ast.unparse(statement)
+        ast.literal_eval(statement.value)
+    code = [c for c in cells if c.cell_type == "code"]
+    assert all(not c.outputs and c.execution_count is None for c in code)
+    tree = ast.parse("\n".join(c.source for c in code if not c.source.startswith("%")))
+    assert not [n for n in ast.walk(tree) if isinstance(n, ast.FunctionDef | ast.ClassDef | ast.Lambda)]
 
 
 def test_split_overrides_sorts_named_and_dotted():
