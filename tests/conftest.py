@@ -39,3 +39,32 @@ def synthetic_data_config(synthetic_root: Path) -> DataConfig:
         min_size=SYNTH_SIZE,
         max_size=SYNTH_SIZE,
     )
+
+
+@pytest.fixture(scope="session")
+def tiny_run(synthetic_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A run folder with ``model_final.pt`` of an R50-FPN trained 2 iterations on ``synthetic_root``.
+
+    The weights are meaningless; tests use it for the plumbing (loading, prediction formats, files).
+    """
+    from fashionseg.config import load_config
+    from fashionseg.train import train
+
+    out = tmp_path_factory.mktemp("tiny_run")
+    cfg = load_config(
+        "demo",
+        {
+            "output_dir": str(out),
+            "data.root": str(synthetic_root),
+            "data.synthetic": False,
+            "data.min_size": SYNTH_SIZE,
+            "data.max_size": SYNTH_SIZE,
+            "model.rpn_post_nms_top_n_train": 50,
+            "model.box_batch_size_per_image": 16,
+            "solver.ims_per_batch": 2,
+            "solver.max_iter": 2,
+            "solver.warmup_iters": 1,
+            "solver.steps": [],
+        },
+    )
+    return train(cfg, show_progress=False)

@@ -287,7 +287,8 @@ def _train(cfg: RunConfig, resume: bool, show_progress: bool, info: DistInfo) ->
             loss_dict = train_model(images, targets)
         losses = sum(loss_dict.values())
         loss_values = {k: float(v.detach()) for k, v in loss_dict.items()}
-        if not math.isfinite(float(losses.detach())):
+        total_loss = float(losses.detach())
+        if not math.isfinite(total_loss):
             raise NonFiniteLossError(
                 f"non-finite loss at iteration {iteration}: "
                 + ", ".join(f"{k}={v:.4g}" for k, v in loss_values.items())
@@ -307,12 +308,12 @@ def _train(cfg: RunConfig, resume: bool, show_progress: bool, info: DistInfo) ->
         done = iteration + 1
         if info.is_main:
             progress.update(1)
-            progress.set_postfix(loss=f"{float(losses):.3f}", lr=f"{lr:.2g}", refresh=False)
+            progress.set_postfix(loss=f"{total_loss:.3f}", lr=f"{lr:.2g}", refresh=False)
             if done % log_period == 0 or done == solver.max_iter:
                 toc = time.perf_counter()
                 seconds = (toc - tic) / (done - logged_iter)
                 tic, logged_iter = toc, done
-                record = {"iteration": done, "loss": float(losses), **loss_values, "lr": lr, "time": seconds}
+                record = {"iteration": done, "loss": total_loss, **loss_values, "lr": lr, "time": seconds}
                 with metrics_log.open("a") as f:
                     f.write(json.dumps(record) + "\n")
         if done % solver.checkpoint_period == 0 or done == solver.max_iter:
