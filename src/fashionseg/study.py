@@ -104,10 +104,12 @@ class StudyPlan:
     force: bool = False
 
     def data_parameters(self) -> dict[str, Any]:
-        named = {k: self.parameters[k] for k in ("data_root",) if k in self.parameters}
-        return {"preset": self.preset, **named, "overrides": self.overrides, "figures_dir": self.figures}
+        """Papermill parameters of ``01_data``."""
+        root = {"data_root": self.parameters["data_root"]} if "data_root" in self.parameters else {}
+        return {"preset": self.preset, **root, "overrides": self.overrides, "figures_dir": self.figures}
 
     def train_parameters(self, arch: str) -> dict[str, Any]:
+        """Papermill parameters of ``02_train_backbone`` for one backbone (run folder: results/<arch>)."""
         return {
             "arch": arch,
             "preset": self.preset,
@@ -117,9 +119,11 @@ class StudyPlan:
         }
 
     def compare_parameters(self) -> dict[str, Any]:
+        """Papermill parameters of ``03_compare``."""
         return {"results_dir": str(self.results), "archs": list(self.archs), "figures_dir": self.figures}
 
     def qualitative_parameters(self) -> dict[str, Any]:
+        """Papermill parameters of ``04_qualitative`` (the device too, when -p set one)."""
         device = {"device": self.parameters["device"]} if "device" in self.parameters else {}
         return {**self.compare_parameters(), **device}
 
@@ -219,7 +223,9 @@ def hide_parameter_cells(notebook: Path) -> None:
 def execute_notebook(notebook: Path, output: Path, parameters: dict[str, Any]) -> None:
     """Execute ``notebook`` with papermill into ``output`` (working folder: the current one).
 
-    Raises papermill's error when a cell fails; the executed copy, traceback included, is written first.
+    What the notebook prints is streamed to this process's stdout and stderr as it runs, so the training
+    and evaluation progress bars show live. Raises papermill's error when a cell fails; the executed copy,
+    traceback included, is written first.
     """
     import papermill
 
@@ -230,7 +236,9 @@ def execute_notebook(notebook: Path, output: Path, parameters: dict[str, Any]) -
             str(output),
             parameters=parameters,
             kernel_name="python3",
-            progress_bar=True,
+            progress_bar=False,
+            stdout_file=sys.stdout,
+            stderr_file=sys.stderr,
             cwd=str(Path.cwd()),
         )
     finally:
