@@ -144,10 +144,12 @@ class FakeExecutor:
     def __init__(self, failing: tuple[str, ...] = ()):
         self.failing = failing
         self.calls: list[tuple[str, str]] = []
+        self.parameters: list[tuple[str, dict[str, Any]]] = []
 
     def __call__(self, notebook: Path, output: Path, parameters: dict[str, Any]) -> None:
         arch = parameters.get("arch", "")
         self.calls.append((notebook.name, arch))
+        self.parameters.append((notebook.name, parameters))
         failed = arch in self.failing
         output.parent.mkdir(parents=True, exist_ok=True)
         meta = {"papermill": {"parameters": parameters, "exception": True if failed else None}}
@@ -232,6 +234,15 @@ def test_runner_reports_a_failing_backbone_and_keeps_the_others(plan):
     # the stale metrics.json of the failed run is gone, so the next study trains it again
     assert not (plan.results / "R50-C4" / "metrics.json").exists()
     assert _statuses(results)[-2:] == ["ran", "ran"]  # compare and qualitative still ran
+
+
+def test_runner_runs_the_trends_notebook_when_present(plan):
+    (plan.notebooks / study.TRENDS_NOTEBOOK).write_text("{}")
+    executor = FakeExecutor()
+    results = study.run_notebooks(study.StudyPlan(**{**plan.__dict__, "archs": ("R50-C4",)}), executor)
+    assert [r.stage for r in results][-1] == "[5/5] trends"
+    trends = [p for n, p in executor.parameters if n == study.TRENDS_NOTEBOOK]
+    assert trends == [{"weights": "results/demo/R50-C4", "out_dir": "results/demo/trends"}]
 
 
 def test_runner_needs_the_notebooks(plan, tmp_path):
@@ -486,13 +497,22 @@ def tiny_study(tmp_path_factory: pytest.TempPathFactory, synthetic_root: Path) -
         preset="demo",
         archs=ARCHITECTURES,
         results=base / "results" / "demo",
-        notebooks=NOTEBOOKS,
+        notebooks=base / "notebooks",
         parameters={"data_root": str(base / "data"), **TINY},
         overrides=TINY_OVERRIDES,
     )
     if (base / "done").is_file():
         return plan
     shutil.rmtree(base, ignore_errors=True)  # what an earlier, failed run left
+    # the study's own four notebooks (05_trends, an application, has its tests in test_trends_*)
+    (base / "notebooks").mkdir(parents=True)
+    for name in (
+        study.DATA_NOTEBOOK,
+        study.TRAIN_NOTEBOOK,
+        study.COMPARE_NOTEBOOK,
+        study.QUALITATIVE_NOTEBOOK,
+    ):
+        shutil.copy2(NOTEBOOKS / name, base / "notebooks" / name)
     shutil.copytree(synthetic_root, base / "data")
     coco_path = base / "data" / "annotations" / "instances_attributes_val.json"
     coco = json.loads(coco_path.read_text())

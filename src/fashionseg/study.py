@@ -2,9 +2,10 @@
 the report from them.
 
 ``fashionseg study`` runs ``01_data`` once, ``02_train_backbone`` once per backbone (each into
-``results/<preset>/<arch>/`` beside its run folder), then ``03_compare`` and ``04_qualitative``, then the
-book. A backbone whose run is finished (its ``metrics.json`` exists and its stored parameters and resolved
-configuration match) is reused unless ``--force``. A failing notebook is reported with the path of its
+``results/<preset>/<arch>/`` beside its run folder), then ``03_compare``, ``04_qualitative`` and (when the
+notebook is there) ``05_trends`` with the R50-FPN run's weights, then the book. A backbone whose run is
+finished (its ``metrics.json`` exists and its stored parameters and resolved configuration match) is reused
+unless ``--force``. A failing notebook is reported with the path of its
 executed copy (which holds the traceback); the other stages go on and the command exits non-zero.
 
 ``fashionseg book`` builds the book alone, from the executed notebooks already in ``results/``.
@@ -36,6 +37,7 @@ DATA_NOTEBOOK = "01_data.ipynb"
 TRAIN_NOTEBOOK = "02_train_backbone.ipynb"
 COMPARE_NOTEBOOK = "03_compare.ipynb"
 QUALITATIVE_NOTEBOOK = "04_qualitative.ipynb"
+TRENDS_NOTEBOOK = "05_trends.ipynb"  # the application chapter; run when present
 BOOK_PRESET = "demo"  # the preset whose results _toc.yml and book/*.md name (results/demo/...)
 HIDDEN_CELL_TAGS = ("parameters", "injected-parameters")  # shown as a configuration table instead
 
@@ -124,8 +126,19 @@ class StudyPlan:
 
     def qualitative_parameters(self) -> dict[str, Any]:
         """Papermill parameters of ``04_qualitative`` (the device too, when -p set one)."""
-        device = {"device": self.parameters["device"]} if "device" in self.parameters else {}
-        return {**self.compare_parameters(), **device}
+        return {**self.compare_parameters(), **self._device()}
+
+    def trends_parameters(self) -> dict[str, Any]:
+        """Papermill parameters of ``05_trends``: R50-FPN's run (or the first backbone's) as the model."""
+        arch = "R50-FPN" if "R50-FPN" in self.archs else self.archs[0]
+        return {
+            "weights": str(self.results / arch),
+            "out_dir": str(self.results / "trends"),
+            **self._device(),
+        }
+
+    def _device(self) -> dict[str, Any]:
+        return {"device": self.parameters["device"]} if "device" in self.parameters else {}
 
     @property
     def figures(self) -> str:
@@ -286,7 +299,13 @@ def run_notebooks(
             f"notebook(s) not found: {', '.join(map(str, missing))}; run from the repository root or pass "
             "--notebooks DIR"
         )
-    total = 3 + len(plan.archs)
+    last = [
+        (COMPARE_NOTEBOOK, plan.compare_parameters()),
+        (QUALITATIVE_NOTEBOOK, plan.qualitative_parameters()),
+    ]
+    if (plan.notebooks / TRENDS_NOTEBOOK).is_file():
+        last.append((TRENDS_NOTEBOOK, plan.trends_parameters()))
+    total = 1 + len(plan.archs) + len(last)
     results: list[StageResult] = []
 
     data_out = plan.results / DATA_NOTEBOOK
@@ -312,13 +331,7 @@ def run_notebooks(
         (plan.results / arch / "metrics.json").unlink(missing_ok=True)
         results.append(_run_stage(stage, plan.notebooks / TRAIN_NOTEBOOK, output, params, executor, log))
 
-    for i, (name, params) in enumerate(
-        [
-            (COMPARE_NOTEBOOK, plan.compare_parameters()),
-            (QUALITATIVE_NOTEBOOK, plan.qualitative_parameters()),
-        ],
-        start=total - 1,
-    ):
+    for i, (name, params) in enumerate(last, start=2 + len(plan.archs)):
         stage = f"[{i}/{total}] {Path(name).stem[3:]}"
         results.append(_run_stage(stage, plan.notebooks / name, plan.results / name, params, executor, log))
     return results
