@@ -112,14 +112,14 @@ def main() -> None:
     # The demo preset for each arch, with its per-arch adjustments.
     presets = {arch: load_config("demo", {"model.arch": arch}) for arch in args.arch}
 
+    # The models' internal resize matches the batch, so every model runs at --height x --width.
+    min_size, max_size = min(args.height, args.width), max(args.height, args.width)
     models: dict[str, nn.Module] = {}
     for arch, preset in presets.items():
         torch.manual_seed(0)
-        models[arch] = build_model(preset.model, labels, preset.data.min_size, preset.data.max_size)
+        models[arch] = build_model(preset.model, labels, min_size, max_size)
         if arch == "R50-FPN":
-            stock = stock_maskrcnn(
-                preset.model, labels.num_classes, preset.data.min_size, preset.data.max_size
-            )
+            stock = stock_maskrcnn(preset.model, labels.num_classes, min_size, max_size)
             # Same weights as ours, so both detect the same boxes and run the mask head on as many of them.
             stock.load_state_dict(models[arch].state_dict(), strict=False)
             models[STOCK] = stock
