@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PRESET ?= demo
 
-.PHONY: help install study test test-fast lint format book clean
+.PHONY: help install study test test-training test-fast lint format book clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -24,7 +24,10 @@ study: $(STAMP)  ## train and evaluate the three backbones on the embedded data,
 test: $(STAMP)  ## run the test suite (lint included)
 	$(BIN)/ruff check src tests benchmarks notebooks
 	$(BIN)/ruff format --check src tests benchmarks notebooks
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -m "not training"
+
+test-training: $(STAMP)  ## the long learning runs (R50-FPN overfits training images; minutes of CPU)
+	$(BIN)/python -m pytest -q -m training
 
 test-fast: $(STAMP)  ## the tests without the slow (training, notebook, browser) ones
 	$(BIN)/python -m pytest -q -m "not slow and not browser"

@@ -33,8 +33,19 @@ def test_torch_and_torchvision_are_pinned():
 
 
 def test_top_level_layout_exists():
-    for name in ("book", "notebooks", "src", "results", "tests", "environment.yml", "_config.yml",
-                 "pyproject.toml", "Makefile", "README.md", ".ci/run"):
+    for name in (
+        "book",
+        "notebooks",
+        "src",
+        "results",
+        "tests",
+        "environment.yml",
+        "_config.yml",
+        "pyproject.toml",
+        "Makefile",
+        "README.md",
+        ".ci/run",
+    ):
         assert (ROOT / name).exists(), name
 
 
@@ -48,6 +59,8 @@ def test_every_subcommand_has_help(command, capsys):
 
 
 def test_console_script_runs():
-    out = subprocess.run([sys.executable, "-m", "fashionseg", "--help"], capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [sys.executable, "-m", "fashionseg", "--help"], capture_output=True, text=True, check=True
+    )
     for command in SUBCOMMANDS:
         assert command in out.stdout

@@ -25,7 +25,9 @@ def test_predictor_outputs_follow_the_contract(tiny_run, synthetic_root):
     assert len(results) == n
     for r, mask in zip(results, pred.masks, strict=True):
         assert r["image_id"] == 7
-        assert np.array_equal(mask_utils.decode({**r["segmentation"], "counts": r["segmentation"]["counts"]}), mask)
+        assert np.array_equal(
+            mask_utils.decode({**r["segmentation"], "counts": r["segmentation"]["counts"]}), mask
+        )
         assert len(r["attribute_ids"]) == len(r["attribute_scores"])
 
 
@@ -36,8 +38,18 @@ def test_predict_cli_writes_results_and_skips_bad_images(tiny_run, synthetic_roo
         (images / src.name).write_bytes(src.read_bytes())
     (images / "broken.jpg").write_text("not an image")
     out = tmp_path / "out"
-    code = main(["predict", "--weights", str(tiny_run / "model_final.pt"), str(images), "--out", str(out),
-                 "--score-threshold", "0.0"])
+    code = main(
+        [
+            "predict",
+            "--weights",
+            str(tiny_run / "model_final.pt"),
+            str(images),
+            "--out",
+            str(out),
+            "--score-threshold",
+            "0.0",
+        ]
+    )
     assert code == 0
     summary = json.loads((out / "images.json").read_text())
     assert len(summary["images"]) == 2

@@ -87,7 +87,9 @@ def test_non_finite_loss_stops_with_iteration_and_terms(synthetic_root, tmp_path
 
 
 def _train_cmd(root: Path, out: Path, *extra: str) -> list[str]:
-    overrides = [f"{k}={json.dumps(v) if isinstance(v, list) else v}" for k, v in tiny_overrides(root, out).items()]
+    overrides = [
+        f"{k}={json.dumps(v) if isinstance(v, list) else v}" for k, v in tiny_overrides(root, out).items()
+    ]
     args = [sys.executable, "-m", "fashionseg", "train", "--preset", "demo", "--no-eval"]
     for o in overrides + [*extra]:
         args += ["-p", o]
@@ -101,11 +103,16 @@ def _env() -> dict:
 @pytest.mark.slow
 def test_resume_after_sigkill_ends_with_the_same_weights(synthetic_root, tmp_path):
     extra = ("solver.max_iter=8", "solver.steps=[5]")
-    subprocess.run(_train_cmd(synthetic_root, tmp_path / "straight", *extra), env=_env(), check=True, timeout=600)
+    subprocess.run(
+        _train_cmd(synthetic_root, tmp_path / "straight", *extra), env=_env(), check=True, timeout=600
+    )
 
     killed = tmp_path / "killed"
     proc = subprocess.Popen(
-        _train_cmd(synthetic_root, killed, *extra), env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        _train_cmd(synthetic_root, killed, *extra),
+        env=_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     last = killed / "R50-FPN" / "checkpoints" / "last.pt"
     deadline = time.time() + 600
@@ -134,7 +141,15 @@ def test_resume_after_sigkill_ends_with_the_same_weights(synthetic_root, tmp_pat
 @pytest.mark.slow
 def test_torchrun_two_processes_with_gloo(synthetic_root, tmp_path):
     cmd = _train_cmd(synthetic_root, tmp_path, "solver.max_iter=3", "device=cpu")
-    torchrun = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29531"]
+    torchrun = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node",
+        "2",
+        "--master_port",
+        "29531",
+    ]
     subprocess.run(torchrun + ["-m", "fashionseg"] + cmd[3:], env=_env(), check=True, timeout=600)
     run_dir = tmp_path / "R50-FPN"
     assert json.loads((run_dir / "env.json").read_text())["world_size"] == 2
@@ -144,6 +159,7 @@ def test_torchrun_two_processes_with_gloo(synthetic_root, tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.training
 def test_short_run_learns_the_training_images(synthetic_root, tmp_path):
     """Overfit a handful of images: the loss falls and the predicted masks match the ground truth."""
     cfg = load_config(
@@ -152,13 +168,13 @@ def test_short_run_learns_the_training_images(synthetic_root, tmp_path):
             synthetic_root,
             tmp_path,
             **{
-                "data.max_images": 4,
+                "data.max_images": 2,
                 "data.val_annotations": "annotations/instances_attributes_train.json",
                 "data.val_images": "images/train",
                 "data.hflip_prob": 0.0,
-                "solver.max_iter": 120,
-                "solver.steps": [100],
-                "solver.warmup_iters": 20,
+                "solver.max_iter": 80,
+                "solver.steps": [70],
+                "solver.warmup_iters": 10,
                 "solver.base_lr": 0.01,
                 "solver.checkpoint_period": 1000,
             },
@@ -167,5 +183,5 @@ def test_short_run_learns_the_training_images(synthetic_root, tmp_path):
     run_dir = train(cfg, show_progress=False)
     log = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
     assert sum(r["loss"] for r in log[-3:]) / 3 < 0.5 * sum(r["loss"] for r in log[:3]) / 3
-    metrics = evaluate_run(run_dir, max_images=4, show_progress=False)
+    metrics = evaluate_run(run_dir, max_images=2, show_progress=False)
     assert metrics["segm"]["coco"]["AP50"] > 50
