@@ -168,7 +168,8 @@ def test_model_card_reads_config_and_metrics(tmp_path):
     card = dict(logic.model_card(logic.run_info(make_run(tmp_path / "demo" / "R50-C4", "R50-C4", METRICS))))
     assert card["architecture"] == "R50-C4"
     assert card["preset"] == "demo"
-    assert card["iterations"] == "400 × 4 images"
+    solver = load_config("demo").solver
+    assert card["iterations"] == f"{solver.max_iter} × {solver.ims_per_batch} images"
     assert card["training data"].startswith("synthetic")
     assert (card["box AP"], card["mask AP"]) == ("12.3", "10.0")
     assert (card["box AP^IoU+F1"], card["mask AP^IoU+F1"]) == ("8.0", "6.5")
