@@ -260,6 +260,9 @@ def _train(cfg: RunConfig, resume: bool, show_progress: bool, info: DistInfo) ->
         collate_fn=lambda batch: tuple(zip(*batch, strict=True)),
         pin_memory=device.type == "cuda",
         persistent_workers=cfg.data.num_workers > 0,
+        # the loader draws its workers' base seed when an iterator starts: from its own generator, so
+        # that a resumed run does not shift the global generator the flip and the model sample from
+        generator=torch.Generator().manual_seed(cfg.seed + info.rank),
     )
 
     model.train()
