@@ -53,10 +53,10 @@ from fashionpedia.fp_eval import FPEval
 gt_path, pred_path, out_path, iou_types = sys.argv[1:5]
 out = {}
 for iou_type in iou_types.split(","):
+    tic, cpu = time.perf_counter(), time.process_time()
     preds = json.load(open(pred_path))
     if iou_type == "segm":  # mask area, not box area, for the area ranges (as fashionseg and detectron2)
         preds = [{k: v for k, v in p.items() if k != "bbox"} for p in preds]
-    tic, cpu = time.perf_counter(), time.process_time()
     with contextlib.redirect_stdout(io.StringIO()):
         fp_gt = Fashionpedia(gt_path)
         fp_eval = FPEval(fp_gt, fp_gt.loadRes([dict(p) for p in preds]), iou_type)
@@ -243,8 +243,7 @@ def ours_fashionpedia_only(gt_path: Path, pred_path: Path, iou_types: tuple[str,
     gt = load_ground_truth(gt_path, iou_types, attribute_ids)
     predictions = load_predictions(pred_path, gt, iou_types)
     supercategories = eval_supercategories(gt["categories"])
-    for iou_type in iou_types:
-        acc = accumulate(gt, predictions, iou_type, attribute_ids)
+    for acc in accumulate(gt, predictions, iou_types, attribute_ids).values():
         for family in FAMILIES:
             family_metrics(acc, family, supercategories)
             for c in acc.category_ids:

@@ -19,8 +19,10 @@ from fashionseg.evaluation import evaluate
 from fashionseg.evaluation.attribute_ap import (
     F1_THRESHOLDS,
     IOU_THRESHOLDS,
+    RECALL_THRESHOLDS,
     attribute_f1_matrix,
     match_detections,
+    precision_recall,
 )
 
 ATTRIBUTE_IDS = [a["id"] for a in ontology.ontology_json()["attributes"]]
@@ -302,10 +304,59 @@ def test_coco_part_equals_pycocotools_stats(tmp_path) -> None:
 
 
 def test_mask_ap_uses_mask_area_for_size_ranges(tmp_path) -> None:
-    """With boxes in the results pycocotools would take box areas; AP, AP50, AP75 do not depend on it."""
+    """pycocotools takes a result's box area when it has a box; mask AP here uses the mask area, as
+    detectron2 does. Loose boxes move detections between size ranges; AP, AP50 and AP75 do not change."""
     gt_path, pred_path = _random_files(tmp_path, with_box_in_segm=True)
-    ours = evaluate(gt_path, pred_path, iou_types=("segm",), show_progress=False)["segm"]["coco"]
-    without_boxes = [{k: v for k, v in p.items() if k != "bbox"} for p in json.loads(pred_path.read_text())]
+    preds = json.loads(pred_path.read_text())
+    for p in preds:
+        p["bbox"] = [p["bbox"][0], p["bbox"][1], 4 * p["bbox"][2], 4 * p["bbox"][3]]
+    ours = evaluate(gt_path, preds, iou_types=("segm",), show_progress=False)["segm"]["coco"]
+    without_boxes = [{k: v for k, v in p.items() if k != "bbox"} for p in preds]
     assert list(ours.values()) == pytest.approx(list(_pycocotools_stats(gt_path, without_boxes, "segm")))
-    raw = _pycocotools_stats(gt_path, str(pred_path), "segm")
+    raw = _pycocotools_stats(gt_path, preds, "segm")
     assert [ours["AP"], ours["AP50"], ours["AP75"]] == pytest.approx(list(raw[:3]))
+    assert [ours["APs"], ours["APm"], ours["APl"]] != pytest.approx(list(raw[3:]))
+
+
+@pytest.mark.parametrize("false_positives", [99, 100])
+def test_only_the_best_100_detections_of_an_image_and_category_count(false_positives: int) -> None:
+    objects = [(1, SHIRT, LARGE, [])]
+    preds = [prediction(1, SHIRT, [0, 0, 5, 5], [], score=0.9) for _ in range(false_positives)]
+    preds.append(prediction(1, SHIRT, LARGE, [], score=0.1))
+    metrics = evaluate(ground_truth(objects), preds, iou_types="bbox", show_progress=False)["bbox"]
+    found = false_positives < 100  # the true detection ranks 100th, or 101st and is dropped
+    for family in ("coco", "iou", "iou_f1"):
+        assert (metrics[family]["AP"] > 0) == found, family
+    assert metrics["iou"]["AR@100"] == pytest.approx(100.0 if found else 0.0)
+
+
+def _coco_curve(tps: np.ndarray, fps: np.ndarray, num_gt: int) -> tuple[list[float], float]:
+    """COCOeval.accumulate's loop for one curve, as pycocotools writes it."""
+    tp, fp = np.cumsum(tps).astype(float), np.cumsum(fps).astype(float)
+    rc, pr = tp / num_gt, (tp / (fp + tp + np.spacing(1))).tolist()
+    for i in range(len(tp) - 1, 0, -1):
+        if pr[i] > pr[i - 1]:
+            pr[i - 1] = pr[i]
+    q = [0.0] * len(RECALL_THRESHOLDS)
+    for ri, pi in enumerate(np.searchsorted(rc, RECALL_THRESHOLDS, side="left")):
+        if pi >= len(pr):
+            break
+        q[ri] = pr[pi]
+    return q, (rc[-1] if len(tp) else 0.0)
+
+
+def test_precision_recall_equals_cocoeval_accumulate() -> None:
+    rng = np.random.default_rng(1)
+    for _ in range(100):
+        n, curves = int(rng.integers(0, 40)), int(rng.integers(1, 6))
+        state = rng.integers(0, 3, (n, curves))  # true positive, false positive, ignored
+        tps, neutral = state == 0, state == 2
+        rank = rng.integers(0, 20, n)
+        num_gt = np.maximum(rng.integers(1, 15, curves), tps.sum(axis=0))
+        precision, recall = precision_recall(tps.T, neutral.T, rank, num_gt)
+        for x in range(curves):
+            q, final = _coco_curve(tps[:, x], state[:, x] == 1, int(num_gt[x]))
+            assert precision[x].tolist() == q
+            assert recall[x, -1] == final
+            top10 = rank < 10
+            assert recall[x, 1] == _coco_curve(tps[top10, x], state[top10, x] == 1, int(num_gt[x]))[1]

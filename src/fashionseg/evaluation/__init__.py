@@ -59,7 +59,7 @@ def evaluate(
     Bad input raises :class:`fashionseg.errors.FashionsegError` naming the entry. Returns the layout in the
     module docstring, 0-100 scale.
     """
-    iou_types = tuple(iou_types)
+    iou_types = (iou_types,) if isinstance(iou_types, str) else tuple(iou_types)
     attribute_ids = (
         ontology.attribute_category_ids() if attribute_category_ids is None else tuple(attribute_category_ids)
     )
@@ -73,25 +73,27 @@ def evaluate(
     metrics: dict[str, Any] = {}
     per_category: dict[str, dict[str, float | None]] = {names[c]: {} for c in category_ids}
     per_supercategory: dict[str, dict[str, float | None]] = {name: {} for name in supercategories}
-    stages = tqdm(total=2 * len(iou_types), desc="evaluate", disable=not show_progress)
-    with stages:
+    with tqdm(total=len(iou_types) + 1, desc="evaluate", disable=not show_progress) as stages:
+        cocos = {}
         for iou_type in iou_types:
             stages.set_postfix_str(f"COCO {iou_type}")
-            coco = coco_evaluate(gt, predictions, iou_type)
+            cocos[iou_type] = coco_evaluate(gt, predictions, iou_type)
             stages.update()
-            stages.set_postfix_str(f"AP^IoU+F1 {iou_type}")
-            acc = accumulate(gt, predictions, iou_type, scored, show_progress)
-            stages.update()
-            metrics[iou_type] = {"coco": coco.metrics()} | {
-                family: _percent(family_metrics(acc, family, supercategories)) for family in FAMILIES
-            }
-            groups = [(per_category[names[c]], [c]) for c in category_ids]
-            groups += [(per_supercategory[name], list(ids)) for name, ids in supercategories.items()]
-            for table, members in groups:
-                table[f"{iou_type}_AP"] = coco.category_ap(members)
-                for family in ("iou", "iou_f1", "f1"):
-                    if family == "iou" or supercategory_has_attributes(acc, members):
-                        table[f"{iou_type}_AP_{family}"] = _percent_value(summary_value(acc, family, members))
+        stages.set_postfix_str("AP^IoU+F1")
+        accumulations = accumulate(gt, predictions, iou_types, scored, show_progress)
+        stages.update()
+    for iou_type, acc in accumulations.items():
+        coco = cocos[iou_type]
+        metrics[iou_type] = {"coco": coco.metrics()} | {
+            family: _percent(family_metrics(acc, family, supercategories)) for family in FAMILIES
+        }
+        groups = [(per_category[names[c]], [c]) for c in category_ids]
+        groups += [(per_supercategory[name], list(ids)) for name, ids in supercategories.items()]
+        for table, members in groups:
+            table[f"{iou_type}_AP"] = coco.category_ap(members)
+            for family in ("iou", "iou_f1", "f1"):
+                if family == "iou" or supercategory_has_attributes(acc, members):
+                    table[f"{iou_type}_AP_{family}"] = _percent_value(summary_value(acc, family, members))
     return metrics | {"per_category": per_category, "per_supercategory": per_supercategory}
 
 

@@ -17,13 +17,14 @@ its definition exactly and computes it with numpy:
   every other category one slice scored by IoU alone; Fashionpedia has 18*10 + 28 = 208. Slices without
   ground truth (-1) are left out of means.
 
-The work is vectorised over the 11 x 11 thresholds and 4 area ranges at once, and over all image-category
-pairs with the same number of detections and ground truths; the per-pair F1 matrix is one matrix product.
+The work is vectorised over the 11 x 11 thresholds and 4 area ranges at once, and over image-category pairs
+bucketed by their numbers of detections and ground truths (the F1 matrices of a bucket are one matrix
+product; a bucket's pairs are matched together, detection after detection, or at once when they have one
+ground truth). Precision is read at the true positives only; nothing loops over detections of a category.
 """
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -164,55 +165,59 @@ def _in_scan_order(values: np.ndarray, order: np.ndarray) -> np.ndarray:
     return ordered.transpose(1, 2, 0, 3)[:, :, :, None, None, :]
 
 
-def precision_recall(tps: np.ndarray, fps: np.ndarray, num_gt: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """COCO's interpolated precision at the 101 recall thresholds, for X curves at once.
+def precision_recall(
+    tps: np.ndarray, neutral: np.ndarray, rank: np.ndarray, num_gt: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """COCO's interpolated precision at the 101 recall thresholds, and recall, for X curves at once.
 
-    ``tps``, ``fps`` bool [n, X]: per detection (by decreasing score) and curve, true / false positive (a
-    row that is neither changes nothing, as an ignored detection in COCO); ``num_gt`` int [X] > 0.
-    Returns precision [X, R=101] and final recall [X], the same floats as ``COCOeval.accumulate``.
+    ``tps``, ``neutral`` bool [X, n]: per curve and detection (by decreasing score), a true positive, or
+    ignored (neither true nor false positive); every other detection is a false positive. ``rank`` [n] the
+    detection's place in its image's list, ``num_gt`` int [X] > 0 ground truths per curve.
+    Returns precision [X, R=101] (at 100 detections) and recall [X, M=3] (at 1, 10, 100 detections), the
+    same floats as ``COCOeval.accumulate``.
+
+    Only true positives are visited: precision rises only at them, so COCO's running maximum from the right
+    read at the first detection reaching a recall is the maximum over that and the later true positives.
     """
-    n, num_curves = tps.shape
-    if n == 0:
-        return np.zeros((num_curves, len(RECALL_THRESHOLDS))), np.zeros(num_curves)
-    tp = np.cumsum(tps, axis=0, dtype=np.int64)
-    tp_float = tp.astype(np.float64)
-    precision = tp_float / (
-        np.cumsum(fps, axis=0, dtype=np.int64).astype(np.float64) + tp_float + np.spacing(1)
-    )
-    precision = np.maximum.accumulate(precision[::-1], axis=0)[::-1]
+    num_curves, n = tps.shape
+    curve, row = np.nonzero(tps)  # true positives, curve after curve, by rank
+    found = np.bincount(curve, minlength=num_curves)
+    first = np.r_[0, np.cumsum(found)[:-1]]
+    k = np.arange(curve.size) - first[curve] + 1  # the k-th true positive of its curve
+    seen = np.cumsum(~neutral, axis=1, dtype=np.int32)[curve, row].astype(np.float64)  # = tp + fp there
+    at_tp = np.zeros((num_curves, max(int(found.max(initial=0)), 1)))
+    at_tp[curve, k - 1] = k / (seen + np.spacing(1))
+    at_tp = np.maximum.accumulate(at_tp[:, ::-1], axis=1)[:, ::-1]
     # COCO takes the first detection whose recall tp/num_gt reaches each threshold: x -> x/num_gt is monotone
-    # in floating point, so that is the row of the need-th true positive, need being the smallest tp count
-    # whose recall reaches the threshold (row 0 for need 0; none, precision 0, when there are fewer).
+    # in floating point, so that is the need-th true positive, need being the smallest count that reaches
+    # it (the first detection for need 0; none, precision 0, when the curve has fewer).
     need = np.empty((num_curves, len(RECALL_THRESHOLDS)), dtype=np.int64)
     for count in np.unique(num_gt):
         need[num_gt == count] = np.searchsorted(np.arange(count + 1) / count, RECALL_THRESHOLDS, side="left")
-    found = tp[-1].astype(np.int64)[:, None]
-    tp_rows = np.nonzero(tps.T)[1]  # rows of the true positives, curve after curve
-    start = np.r_[0, np.cumsum(found[:, 0])[:-1]][:, None]
-    row = np.where(
-        need == 0, 0, tp_rows[np.clip(start + need - 1, 0, max(tp_rows.size - 1, 0))] if tp_rows.size else 0
-    )
-    picked = precision.T[np.arange(num_curves)[:, None], row]
-    return np.where(need <= found, picked, 0.0), tp_float[-1] / num_gt
+    picked = at_tp[np.arange(num_curves)[:, None], np.clip(need - 1, 0, at_tp.shape[1] - 1)]
+    precision = np.where(need <= found[:, None], picked, 0.0)
+    top = [np.bincount(curve[rank[row] < m], minlength=num_curves) for m in MAX_DETECTIONS[:-1]]
+    return precision, np.stack([*top, found], axis=1) / num_gt[:, None]
 
 
 def accumulate(
     gt: dict[str, Any],
     predictions: Sequence[dict[str, Any]],
-    iou_type: str,
+    iou_types: Sequence[str],
     attribute_category_ids: Collection[int],
     show_progress: bool = False,
-) -> Accumulation:
+) -> dict[str, Accumulation]:
     """FPEval's ``evaluate`` + ``accumulate`` of checked ``predictions`` against the annotation dict ``gt``.
 
-    ``iou_type`` is "bbox" or "segm" (detection area: box area, mask area); ``attribute_category_ids`` the
-    categories matched on IoU and attribute-F1 (the others by IoU alone).
+    One :class:`Accumulation` per IoU type of ``iou_types`` ("bbox": box IoU and area; "segm": mask IoU
+    and area); ``attribute_category_ids`` are the categories matched on IoU and attribute-F1, the others
+    by IoU alone. Work that does not depend on the IoU type (ordering, pairing, F1) is done once.
     """
     category_ids = tuple(sorted(c["id"] for c in gt["categories"]))
     num_cats = len(category_ids)
     with_attributes = np.array([c in set(attribute_category_ids) for c in category_ids], dtype=bool)
-    gts = _instances(gt["annotations"], gt, iou_type, category_ids, with_attributes, is_gt=True)
-    dts = _instances(predictions, gt, iou_type, category_ids, with_attributes, is_gt=False)
+    gts = _instances(gt["annotations"], gt, iou_types, category_ids, with_attributes, is_gt=True)
+    dts = _instances(predictions, gt, iou_types, category_ids, with_attributes, is_gt=False)
 
     # Ground truths by (image, category) in file order; detections by (image, category, decreasing score),
     # the best 100 of each. Images in id order, as COCOeval concatenates them.
@@ -222,36 +227,77 @@ def accumulate(
     rank = np.arange(dt_order.size) - np.searchsorted(dt_key, dt_key)
     kept = rank < MAX_DETECTIONS[-1]
     dt_order, dt_key, rank = dt_order[kept], dt_key[kept], rank[kept]
-    gt_ignore = gts.crowd[:, None] | _outside(gts.area)  # [n_gt, A]
-
-    curve_shape = (len(IOU_THRESHOLDS), len(F1_THRESHOLDS), len(AREA_RANGES))
-    matched = np.zeros((dt_order.size, *curve_shape), dtype=bool)  # by position in dt_order
-    on_ignored = np.zeros_like(matched)
-    buckets = _pair_buckets(gts, dts, gt_order, dt_order, num_cats, with_attributes, iou_type, show_progress)
-    for (_, _, attributes), bucket in buckets.items():
-        position, g, ious = (np.stack(x) for x in zip(*bucket, strict=True))
-        f1s = (
-            attribute_f1_matrix(dts.attributes[dt_order[position]], gts.attributes[g]) if attributes else None
-        )
-        m, o = match_detections(ious, f1s, gt_ignore[g], gts.crowd[g] & (not attributes), gts.id_zero[g])
-        f1_slice = slice(None) if attributes else slice(-1, None)
-        matched[position, :, f1_slice], on_ignored[position, :, f1_slice] = m, o
-    ignored = on_ignored | (~matched & _outside(dts.area[dt_order])[:, None, None, :])
-
+    gt_ignore = gts.crowd[:, None] | _outside(gts.area[iou_types[0]])  # [n_gt, A]; same area for all types
     num_gt = np.stack([np.bincount(gts.category[~ignore], minlength=num_cats) for ignore in gt_ignore.T], 1)
-    precision = -np.ones((*curve_shape[:2], len(RECALL_THRESHOLDS), num_cats, len(AREA_RANGES)))
-    recall = -np.ones((*curve_shape[:2], num_cats, len(AREA_RANGES), len(MAX_DETECTIONS)))
+    buckets = _pair_buckets(gts, dts, gt_order, dt_order, num_cats, with_attributes, iou_types, show_progress)
+    f1s = {  # padding rows (position n) take the last detection's attributes; their IoU keeps them unmatched
+        size: attribute_f1_matrix(
+            dts.attributes[dt_order[np.minimum(bucket.position, dt_order.size - 1)]],
+            gts.attributes[bucket.gt],
+        )
+        for size, bucket in buckets.items()
+        if size[2]
+    }
     category = dt_key % num_cats
     by_category = np.argsort(category, kind="stable")
     bounds = np.searchsorted(category[by_category], np.arange(num_cats + 1))
+    category_rows = []
     for k in range(num_cats):
         rows = by_category[bounds[k] : bounds[k + 1]]
-        rows = rows[np.argsort(-dts.score[dt_order[rows]], kind="stable")]  # ties keep image order
-        f1_slice = slice(None) if with_attributes[k] else slice(-1, None)
-        precision[:, f1_slice, :, k], recall[:, f1_slice, k] = _category_curves(
-            matched[rows][:, :, f1_slice], ignored[rows][:, :, f1_slice], rank[rows], num_gt[k]
+        category_rows.append(rows[np.argsort(-dts.score[dt_order[rows]], kind="stable")])  # ties: image order
+
+    out = {}
+    thresholds = (len(IOU_THRESHOLDS), len(F1_THRESHOLDS))
+    for iou_type in iou_types:
+        matched, on_ignored = _match_buckets(buckets, f1s, iou_type, gts, gt_ignore, dt_order.size)
+        ignored = on_ignored | (~matched & _outside(dts.area[iou_type][dt_order])[:, None, None, :])
+        precision = -np.ones((*thresholds, len(RECALL_THRESHOLDS), num_cats, len(AREA_RANGES)))
+        recall = -np.ones((*thresholds, num_cats, len(AREA_RANGES), len(MAX_DETECTIONS)))
+        for k, rows in enumerate(category_rows):
+            f1_slice = slice(None) if with_attributes[k] else slice(-1, None)
+            curve_major = [np.moveaxis(x[rows, :, f1_slice], 0, -1).copy() for x in (matched, ignored)]
+            precision[:, f1_slice, :, k], recall[:, f1_slice, k] = _category_curves(
+                *curve_major, rank[rows], num_gt[k]
+            )
+        out[iou_type] = Accumulation(precision, recall, category_ids, with_attributes)
+    return out
+
+
+def _match_buckets(
+    buckets: dict[tuple[int, int, bool], _Bucket],
+    f1s: dict[tuple[int, int, bool], np.ndarray],
+    iou_type: str,
+    gts: _Instances,
+    gt_ignore: np.ndarray,
+    num_dt: int,
+) -> tuple[np.ndarray, np.ndarray]:
+    """``matched`` and ``on_ignored`` bool [num_dt, Ti, Tf, A] of the kept detections, for one IoU type.
+
+    Detections of pairs without ground truth stay unmatched; categories without attributes fill Tf = -1.
+    """
+    matched = np.zeros((num_dt + 1, len(IOU_THRESHOLDS), len(F1_THRESHOLDS), len(AREA_RANGES)), dtype=bool)
+    on_ignored = np.zeros_like(matched)  # row num_dt: where the padding of the buckets lands
+    for (_, _, attributes), bucket in buckets.items():
+        m, o = match_detections(
+            bucket.ious[iou_type],
+            f1s.get(bucket.size),
+            gt_ignore[bucket.gt],
+            gts.crowd[bucket.gt] & (not attributes),
+            gts.id_zero[bucket.gt],
         )
-    return Accumulation(precision, recall, category_ids, with_attributes)
+        f1_slice = slice(None) if attributes else slice(-1, None)
+        matched[bucket.position, :, f1_slice], on_ignored[bucket.position, :, f1_slice] = m, o
+    return matched[:-1], on_ignored[:-1]
+
+
+@dataclass(frozen=True)
+class _Bucket:
+    """Image-category pairs with the same numbers of detections and ground truths, stacked."""
+
+    size: tuple[int, int, bool]  # (D, G, whether the category carries attributes)
+    position: np.ndarray  # int [P, D] detection positions in the kept, sorted order; n for padding
+    gt: np.ndarray  # int [P, G] ground-truth indices
+    ious: dict[str, np.ndarray]  # IoU type -> [P, D, G]
 
 
 def _pair_buckets(
@@ -261,13 +307,12 @@ def _pair_buckets(
     dt_order: np.ndarray,
     num_cats: int,
     with_attributes: np.ndarray,
-    iou_type: str,
+    iou_types: Sequence[str],
     show_progress: bool,
-) -> dict[tuple[int, int, bool], list[tuple[np.ndarray, np.ndarray, np.ndarray]]]:
-    """Image-category pairs with detections and ground truths, bucketed by (D, G, with attributes).
+) -> dict[tuple[int, int, bool], _Bucket]:
+    """The image-category pairs that have both detections and ground truths, by (D, G, with attributes).
 
-    Each pair: detection positions in ``dt_order`` [D], ground-truth indices [G], IoUs [D, G] (one
-    pycocotools call per image, the pairs' blocks along its diagonal).
+    IoUs come from one pycocotools call per image and IoU type; each pair's block is gathered from it.
     """
     gt_keys, gt_start, gt_count = np.unique(
         gts.image[gt_order] * num_cats + gts.category[gt_order], return_index=True, return_counts=True
@@ -276,29 +321,59 @@ def _pair_buckets(
         dts.image[dt_order] * num_cats + dts.category[dt_order], return_index=True, return_counts=True
     )
     pairs, dt_pair, gt_pair = np.intersect1d(dt_keys, gt_keys, assume_unique=True, return_indices=True)
-    dt_start, dt_count = dt_start[dt_pair], dt_count[dt_pair]
-    gt_start, gt_count = gt_start[gt_pair], gt_count[gt_pair]
-    image_bounds = np.r_[np.unique(pairs // num_cats, return_index=True)[1], pairs.size]
-    buckets: dict[tuple[int, int, bool], list[tuple[np.ndarray, np.ndarray, np.ndarray]]] = defaultdict(list)
-    for lo, hi in tqdm(
-        zip(image_bounds[:-1], image_bounds[1:], strict=True),
-        total=image_bounds.size - 1,
-        desc=f"AP^IoU+F1 {iou_type}",
-        unit="image",
-        disable=not show_progress,
-        leave=False,
+    # The pairs' detections (positions in dt_order) and ground truths, pair after pair, images in order.
+    dt_start, dt_count, gt_start, gt_count = (
+        dt_start[dt_pair],
+        dt_count[dt_pair],
+        gt_start[gt_pair],
+        gt_count[gt_pair],
+    )
+    dt_offset, gt_offset = np.r_[0, np.cumsum(dt_count)], np.r_[0, np.cumsum(gt_count)]
+    positions = np.repeat(dt_start - dt_offset[:-1], dt_count) + np.arange(dt_offset[-1])
+    ground_truths = gt_order[np.repeat(gt_start - gt_offset[:-1], gt_count) + np.arange(gt_offset[-1])]
+
+    image_first_pair = np.unique(pairs // num_cats, return_index=True)[1]
+    image_of_pair = np.repeat(np.arange(image_first_pair.size), np.diff(np.r_[image_first_pair, pairs.size]))
+    image_bounds = np.r_[image_first_pair, pairs.size]
+    image_width = (gt_offset[image_bounds[1:]] - gt_offset[image_bounds[:-1]])[image_of_pair]  # [pairs]
+    dt_bounds, gt_bounds = dt_offset[image_bounds].tolist(), gt_offset[image_bounds].tolist()
+    flat_ious: dict[str, list[np.ndarray]] = {t: [] for t in iou_types}
+    for image in tqdm(
+        range(image_first_pair.size), desc="AP^IoU+F1", unit="image", disable=not show_progress, leave=False
     ):
-        position = np.concatenate([np.arange(dt_start[p], dt_start[p] + dt_count[p]) for p in range(lo, hi)])
-        g = np.concatenate([gt_order[gt_start[p] : gt_start[p] + gt_count[p]] for p in range(lo, hi)])
-        ious = mask_utils.iou(
-            dts.geometry(dt_order[position]), gts.geometry(g), gts.crowd[g].astype(np.uint8)
+        d = dt_order[positions[dt_bounds[image] : dt_bounds[image + 1]]]
+        g = ground_truths[gt_bounds[image] : gt_bounds[image + 1]]
+        crowd = gts.crowd[g].astype(np.uint8)
+        for t in iou_types:
+            flat_ious[t].append(np.ravel(mask_utils.iou(dts.geometry(t, d), gts.geometry(t, g), crowd)))
+    # Where each pair's block starts in its image's flattened IoU matrix, laid end to end.
+    image_start = np.r_[0, np.cumsum(np.diff(dt_offset[image_bounds]) * np.diff(gt_offset[image_bounds]))]
+    row0 = dt_offset[:-1] - dt_offset[image_bounds[:-1]][image_of_pair]
+    col0 = gt_offset[:-1] - gt_offset[image_bounds[:-1]][image_of_pair]
+    block_start = image_start[image_of_pair] + row0 * image_width + col0
+    # A last -inf entry: the IoU of the padding detections, which therefore never match.
+    all_ious = {t: np.concatenate([*v, [-np.inf]]) for t, v in flat_ious.items()}
+
+    # Buckets of pairs with one ground truth are matched without a loop; for the others the detections are
+    # padded to a power of two, so that fewer, larger buckets are looped over.
+    attributes = with_attributes[pairs % num_cats]
+    padded = np.where(gt_count == 1, dt_count, 2 ** np.ceil(np.log2(dt_count)).astype(np.int64))
+    size_key = (padded * (gt_count.max(initial=0) + 1) + gt_count) * 2 + attributes
+    buckets = {}
+    for key in np.unique(size_key):
+        chosen = np.flatnonzero(size_key == key)
+        size = (int(padded[chosen[0]]), int(gt_count[chosen[0]]), bool(attributes[chosen[0]]))
+        rows, cols = np.arange(size[0]), np.arange(size[1])
+        real = rows < dt_count[chosen, None]  # [P, D]
+        cell = block_start[chosen, None, None] + rows[:, None] * image_width[chosen, None, None] + cols
+        cell = np.where(real[..., None], cell, all_ious[iou_types[0]].size - 1)  # [P, D, G]
+        position = positions[dt_offset[chosen, None] + np.minimum(rows, dt_count[chosen, None] - 1)]
+        buckets[size] = _Bucket(
+            size,
+            np.where(real, position, dt_order.size),
+            ground_truths[gt_offset[chosen, None] + cols],
+            {t: all_ious[t][cell] for t in iou_types},
         )
-        row = col = 0
-        for p in range(lo, hi):
-            rows, cols = slice(row, row + dt_count[p]), slice(col, col + gt_count[p])
-            bucket = (int(dt_count[p]), int(gt_count[p]), bool(with_attributes[pairs[p] % num_cats]))
-            buckets[bucket].append((position[rows], g[cols], ious[rows, cols]))
-            row, col = rows.stop, cols.stop
     return buckets
 
 
@@ -307,20 +382,18 @@ def _category_curves(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Precision [Ti, Tf, R, A] (at 100 detections) and recall [Ti, Tf, A, M] of one category.
 
-    ``matched``, ``ignored`` bool [n, Ti, Tf, A] for its detections by decreasing score, ``rank`` [n] their
-    place in their image's list, ``num_gt`` [A] its ground truths not ignored per area range.
+    ``matched``, ``ignored`` bool [Ti, Tf, A, n] for its n detections by decreasing score, ``rank`` [n]
+    their place in their image's list, ``num_gt`` [A] its ground truths not ignored per area range.
     """
-    tps, fps = matched & ~ignored, ~matched & ~ignored
-    curves = tps.shape[1:]
+    curves = matched.shape[:-1]
     counts = np.broadcast_to(num_gt, curves).ravel()
     scored = np.flatnonzero(counts > 0)  # curves without ground truth stay -1
-    recall = -np.ones((counts.size, len(MAX_DETECTIONS)))
-    for m, max_det in enumerate(MAX_DETECTIONS[:-1]):  # at 1 and 10 detections FPEval reads only recall
-        recall[scored, m] = tps[rank < max_det].sum(axis=0).ravel()[scored] / counts[scored]
+    tps = (matched & ~ignored).reshape(counts.size, rank.size)
+    neutral = ignored.reshape(counts.size, rank.size)
     precision = -np.ones((counts.size, len(RECALL_THRESHOLDS)))
-    tps, fps = tps.reshape(rank.size, counts.size), fps.reshape(rank.size, counts.size)
+    recall = -np.ones((counts.size, len(MAX_DETECTIONS)))
     for chunk in np.array_split(scored, max(1, rank.size * scored.size // _CURVE_CHUNK)):  # bounds memory
-        precision[chunk], recall[chunk, -1] = precision_recall(tps[:, chunk], fps[:, chunk], counts[chunk])
+        precision[chunk], recall[chunk] = precision_recall(tps[chunk], neutral[chunk], rank, counts[chunk])
     return precision.reshape(*curves, -1).transpose(0, 1, 3, 2), recall.reshape(*curves, -1)
 
 
@@ -426,31 +499,32 @@ def family_metrics(
 
 @dataclass(frozen=True)
 class _Instances:
-    """Ground truths or detections of one IoU type as flat arrays over their n entries."""
+    """Ground truths or detections as flat arrays over their n entries."""
 
     image: np.ndarray  # int64 [n] rank of the image id among the ground truth's
     category: np.ndarray  # int64 [n] index into the sorted category ids
-    area: np.ndarray  # float64 [n]
     score: np.ndarray  # float64 [n] (ground truth: zeros)
     crowd: np.ndarray  # bool [n]
     id_zero: np.ndarray  # bool [n] id 0 (ground truth)
     attributes: np.ndarray  # bool [n, N] multi-hot over the ground-truth file's attributes
-    boxes: np.ndarray | None  # float64 [n, 4] for bbox
-    rles: list[dict[str, Any]] | None  # [n] compressed RLEs for segm
+    area: dict[str, np.ndarray]  # IoU type -> float64 [n]: box / mask area (ground truth: annotated area)
+    boxes: np.ndarray | None  # float64 [n, 4] when bbox is evaluated
+    rles: list[dict[str, Any]] | None  # [n] compressed RLEs when segm is evaluated
 
-    def geometry(self, index: np.ndarray) -> np.ndarray | list[dict[str, Any]]:
-        return self.boxes[index] if self.boxes is not None else [self.rles[i] for i in index]
+    def geometry(self, iou_type: str, index: np.ndarray) -> np.ndarray | list[dict[str, Any]]:
+        """What pycocotools' ``iou`` takes for these entries: boxes [m, 4] or a list of RLEs."""
+        return self.boxes[index] if iou_type == "bbox" else [self.rles[i] for i in index]
 
 
 def _instances(
     entries: Sequence[dict[str, Any]],
     gt: dict[str, Any],
-    iou_type: str,
+    iou_types: Sequence[str],
     category_ids: Sequence[int],
     with_attributes: np.ndarray,
     is_gt: bool,
 ) -> _Instances:
-    """The flat arrays of annotation or (checked) prediction ``entries`` for one IoU type."""
+    """The flat arrays of annotation or (checked) prediction ``entries``."""
     n = len(entries)
     image_rank = {image_id: r for r, image_id in enumerate(sorted(im["id"] for im in gt["images"]))}
     cat_index = {c: k for k, c in enumerate(category_ids)}
@@ -464,34 +538,31 @@ def _instances(
     rows = np.repeat(np.arange(n), [len(a) for a in attribute_lists])
     attributes[rows, [attr_column[a] for atts in attribute_lists for a in atts]] = True
     boxes = rles = None
-    if iou_type == "bbox":
+    if "bbox" in iou_types:
         boxes = np.array([e["bbox"] for e in entries], dtype=np.float64).reshape(n, 4)
-    elif is_gt:
+    if "segm" in iou_types and is_gt:
         sizes = {im["id"]: (im["height"], im["width"]) for im in gt["images"]}
         rles = [_rle(e["segmentation"], *sizes[e["image_id"]]) for e in entries]
-    else:
-        rles = [e["segmentation"] for e in entries]
-    if is_gt:
-        area = np.array([e["area"] for e in entries], dtype=np.float64)
-    elif iou_type == "bbox":
-        area = boxes[:, 2] * boxes[:, 3]
-    else:
-        area = _mask_areas(rles)
-    if is_gt:
+    elif "segm" in iou_types:
+        rles = [e["segmentation"] for e in entries]  # checked predictions: compressed RLEs already
+    if is_gt:  # the annotated area, for either IoU type
+        area = dict.fromkeys(iou_types, np.array([e["area"] for e in entries], dtype=np.float64))
         score = np.zeros(n)
         crowd = np.array([bool(e.get("iscrowd", 0)) for e in entries], dtype=bool)
         id_zero = np.array([e.get("id") == 0 for e in entries], dtype=bool)
     else:
+        area = {"bbox": boxes[:, 2] * boxes[:, 3]} if boxes is not None else {}
+        area |= {"segm": _mask_areas(rles)} if rles is not None else {}
         score = np.array([e["score"] for e in entries], dtype=np.float64)
         crowd = id_zero = np.zeros(n, dtype=bool)
     return _Instances(
         image=np.array([image_rank[e["image_id"]] for e in entries], dtype=np.int64),
         category=np.array(category, dtype=np.int64),
-        area=area,
         score=score,
         crowd=crowd,
         id_zero=id_zero,
         attributes=attributes,
+        area=area,
         boxes=boxes,
         rles=rles,
     )
