@@ -117,6 +117,21 @@ def match_detections(
         matched = ok & (first | gt_reusable[:, None, :, None, None])
         on_ignored = matched & gt_ignore[:, None, :, None, :]
         return matched & ~gt_id_zero[:, None, :, None, None], on_ignored
+    if num_areas > 1:
+        # Area ranges that ignore the same ground truths of a pair match alike (often "all" and the range
+        # holding them all): match each (pair, ignore pattern) once, as a pair with a single area range.
+        pair_area = np.repeat(np.arange(num_pairs), num_areas)[:, None]
+        patterns = np.concatenate([pair_area, gt_ignore.transpose(0, 2, 1).reshape(-1, num_gt)], axis=1)
+        unique, inverse = np.unique(patterns, axis=0, return_inverse=True)
+        pair, ignore = unique[:, 0], unique[:, 1:, None].astype(bool)
+        f1_of_pair = None if f1s is None else f1s[pair]
+        matched, on_ignored = match_detections(
+            ious[pair], f1_of_pair, ignore, gt_reusable[pair], gt_id_zero[pair]
+        )
+        back = inverse.reshape(num_pairs, num_areas)  # [P, A] -> pattern
+        return matched[back, ..., 0].transpose(0, 2, 3, 4, 1), on_ignored[back, ..., 0].transpose(
+            0, 2, 3, 4, 1
+        )
     # COCO scans ground truths with the ignored ones last (stable), separately for every area range.
     # Below, ground truths are indexed by that scan position j; arrays put j first for contiguous slices.
     order = np.argsort(gt_ignore, axis=1, kind="stable")
