@@ -8,6 +8,7 @@ which map onto the same keys.
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import types
 import typing
@@ -237,6 +238,19 @@ def parse_override(text: str) -> tuple[str, Any]:
         raise ConfigError(f"override {text!r} must look like key=value, e.g. solver.max_iter=200")
     key, raw = text.split("=", 1)
     return key.strip(), yaml.safe_load(raw) if raw.strip() else None
+
+
+def add_override_argument(parser: argparse.ArgumentParser, help: str | None = None) -> None:
+    """The repeatable ``-p/--set KEY=VALUE`` option, collected as strings in ``args.overrides``."""
+    parser.add_argument(
+        "-p",
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help=help or "override one config value, e.g. -p solver.max_iter=200 (repeatable)",
+    )
 
 
 def load_config(

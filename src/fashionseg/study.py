@@ -30,7 +30,15 @@ from typing import Any
 
 import yaml
 
-from fashionseg.config import ARCHITECTURES, RunConfig, list_presets, load_config, parse_override, read_config
+from fashionseg.config import (
+    ARCHITECTURES,
+    RunConfig,
+    add_override_argument,
+    list_presets,
+    load_config,
+    parse_override,
+    read_config,
+)
 from fashionseg.errors import FashionsegError
 
 DATA_NOTEBOOK = "01_data.ipynb"
@@ -432,13 +440,8 @@ def add_study_arguments(parser: argparse.ArgumentParser) -> None:
         default="demo",
         help=f"preset name ({', '.join(list_presets())}) or a YAML file path; results go to RESULTS/<name>",
     )
-    parser.add_argument(
-        "-p",
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
+    add_override_argument(
+        parser,
         help=f"a training-notebook parameter ({', '.join(TRAIN_PARAMETERS)}) or a dotted config key, "
         "e.g. -p iterations=200 or -p solver.warmup_iters=20 (repeatable)",
     )

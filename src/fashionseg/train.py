@@ -32,7 +32,15 @@ from torch.utils.data import DataLoader, Sampler
 from tqdm.auto import tqdm
 
 from fashionseg import checkpoint
-from fashionseg.config import RunConfig, list_presets, load_config, read_config, save_config, to_dict
+from fashionseg.config import (
+    RunConfig,
+    add_override_argument,
+    list_presets,
+    load_config,
+    read_config,
+    save_config,
+    to_dict,
+)
 from fashionseg.data.dataset import FashionpediaDataset
 from fashionseg.data.synthetic import ensure_synthetic
 from fashionseg.data.transforms import Resize
@@ -425,15 +433,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help=f"preset name ({', '.join(list_presets())}) or a YAML file path",
     )
     parser.add_argument("--arch", help="R50-FPN, R50-C4 or R50-DC5 (sets model.arch and the run name)")
-    parser.add_argument(
-        "-p",
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override one config value, e.g. -p solver.max_iter=200 (repeatable)",
-    )
+    add_override_argument(parser)
     parser.add_argument("--resume", action="store_true", help="continue from RUN/checkpoints/last.pt")
     parser.add_argument("--no-eval", action="store_true", help="skip the evaluation on the val split")
     parser.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
