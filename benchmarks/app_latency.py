@@ -1,15 +1,17 @@
 """Seconds per 512 px image through the app's inference path: decode, detect, select, draw, tabulate, export.
 
-Runs exactly the functions the page runs (``fashionseg.app.logic``) on a 512 px photo (matplotlib's Grace
-Hopper sample, scaled to 512 px on its longer side and sent as JPEG bytes, as an upload would be). Without
-``--weights`` it builds an untrained R50-FPN with every box kept (``box_score_thresh=0``), the worst case:
-each image carries ``box_detections_per_img`` (50 in the demo preset; ``--detections``) detections through
-the mask head, the overlay and the table.
+Runs exactly the functions the page runs (``fashionseg.app.logic``) on a 512 px photo (scaled to 512 px on
+its longer side and sent as JPEG bytes, as an upload would be), with the model run at the page's detection
+floor for the score slider (``--score-threshold``). Without ``--weights`` it builds an untrained R50-FPN with
+every box kept (``box_score_thresh=0``, slider at 0), the worst case: each image carries
+``box_detections_per_img`` (50 in the demo preset; ``--detections``) detections through the mask head, the
+overlay and the table.
 
     python benchmarks/app_latency.py                      # demo preset (model input 160-192 px)
     python benchmarks/app_latency.py --detections 10      # a typical photo rather than the worst case
     python benchmarks/app_latency.py --model-size 512     # the model sees the full 512 px
-    python benchmarks/app_latency.py --weights results/demo/R50-FPN
+    python benchmarks/app_latency.py --weights results/demo/R50-FPN   # trained, slider at the default
+    python benchmarks/app_latency.py --weights results/demo/R50-FPN --score-threshold 0
 """
 
 from __future__ import annotations
@@ -77,7 +79,8 @@ def app_path(predictor: Predictor, data: bytes, controls: logic.Controls) -> dic
         return value
 
     image = timed("decode upload", lambda: logic.read_upload("photo.jpg", data))
-    (pred,) = timed("model", lambda: predictor.predict([image]))
+    floor = logic.detection_floor(controls.score_threshold)  # as the page runs the model
+    (pred,) = timed("model", lambda: predictor.predict([image], score_threshold=floor))
     shown = timed("select", lambda: logic.select(pred, predictor.labels, controls))
     drawn = timed("overlay", lambda: logic.overlay(image, shown, predictor.labels))
     timed("table", lambda: logic.detections_table(shown, predictor.labels))
@@ -98,6 +101,11 @@ def main() -> None:
     parser.add_argument("--preset", default="demo", help="preset of the untrained model")
     parser.add_argument("--model-size", type=int, help="the untrained model's min_size = max_size")
     parser.add_argument("--detections", type=int, help="the untrained model's detections per image")
+    parser.add_argument(
+        "--score-threshold",
+        type=float,
+        help="the page's score slider (default: 0 when untrained, the worst case; else the page's)",
+    )
     parser.add_argument("--size", type=int, default=512, help="longer side of the test image")
     parser.add_argument("--repeats", type=int, default=10)
     parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
@@ -110,17 +118,21 @@ def main() -> None:
     else:
         predictor = untrained_predictor(args.arch, args.preset, args.model_size, args.detections, args.device)
     data = upload_bytes(args.size)
-    # The page shows every detection when the slider is at 0: the most drawing and tabulating work.
-    controls = logic.Controls(score_threshold=0.0, attribute_threshold=0.5)
+    # At a slider of 0 the page shows every detection: the most mask, drawing and tabulating work.
+    threshold = args.score_threshold
+    if threshold is None:
+        threshold = logic.Controls().score_threshold if args.weights else 0.0
+    controls = logic.Controls(score_threshold=threshold, attribute_threshold=0.5)
     app_path(predictor, data, controls)  # warm-up: first-call allocations and kernel selection
     runs = [app_path(predictor, data, controls) for _ in tqdm(range(args.repeats), desc="app latency")]
     image = logic.read_upload("photo.jpg", data)
-    (pred,) = predictor.predict([image])
+    (pred,) = predictor.predict([image], score_threshold=logic.detection_floor(threshold))
     data_cfg = predictor.config["data"]
     print(
         f"{predictor.arch} ({args.weights or 'untrained'}), model input {data_cfg['min_size']}-"
         f"{data_cfg['max_size']} px, image {image.width}x{image.height}, "
-        f"{len(pred)} detections, device {predictor.device}, {torch.get_num_threads()} threads, "
+        f"{len(pred)} detections at score >= {threshold}, device {predictor.device}, "
+        f"{torch.get_num_threads()} threads, "
         f"{platform.processor() or platform.machine()}"
     )
     print(f"  {'step':<18} {'wall s':>8} {'CPU s':>8}   (medians of {args.repeats})")

@@ -196,6 +196,12 @@ def test_thresholds_and_category_filter_select_detections():
     assert only.category_ids.tolist() == [PANTS, ZIPPER]
 
 
+def test_detection_floor_is_the_threshold_up_to_the_default():
+    assert logic.detection_floor(0.2) == 0.2
+    assert logic.detection_floor(logic.DETECTION_FLOOR) == logic.DETECTION_FLOOR
+    assert logic.detection_floor(0.9) == logic.DETECTION_FLOOR  # higher thresholds re-select
+
+
 def test_detections_table_groups_attributes():
     table = logic.detections_table(logic.select(fake_prediction(), LABELS, logic.Controls(0.3, 0.3)), LABELS)
     assert list(table.columns) == ["category", "supercategory", "confidence", "silhouette", "length"]

@@ -32,9 +32,10 @@ class FakePredictor:
         self.device = torch.device("cpu")
         self.images_seen = 0
 
-    def predict(self, images: list[Image.Image]) -> list[Prediction]:
+    def predict(self, images: list[Image.Image], score_threshold: float = 0.0) -> list[Prediction]:
         self.images_seen += len(images)
-        return [self._detections(im.width, im.height) for im in images]
+        detections = [self._detections(im.width, im.height) for im in images]
+        return [pred.select(pred.scores >= score_threshold) for pred in detections]
 
     def _detections(self, width: int, height: int) -> Prediction:
         boxes = np.array(
@@ -103,7 +104,7 @@ def test_thresholds_and_category_filter_change_the_table(results):
     table = at.dataframe[0].value
     assert table["category"].tolist() == ["shirt, blouse", "pants"]
     assert table["silhouette"].tolist() == ["symmetrical 0.70", ""]
-    assert at.image[0].captions == ["2 of 3 detections shown"]
+    assert at.image[0].captions == ["2 of 2 detections shown"]  # the model ran at the default 0.5
     at.slider(key="score").set_value(0.0).run()
     assert at.dataframe[0].value["category"].tolist() == ["shirt, blouse", "pants", "zipper"]
     at.slider(key="attribute").set_value(0.3).run()
@@ -113,13 +114,17 @@ def test_thresholds_and_category_filter_change_the_table(results):
     assert at.image[0].captions == ["1 of 3 detections shown"]
 
 
-def test_model_loads_once_and_each_image_runs_once(results):
+def test_model_loads_once_and_each_image_runs_once_per_detection_floor(results):
     _, fake, loaded = results
     at = start()
     at.file_uploader(key="uploads").upload("look.png", png(), "image/png").run()
-    for value in (0.1, 0.2, 0.7):
+    for value in (0.6, 0.7, 0.95, 0.5):  # at or above the default: the cached detections serve
         at.slider(key="score").set_value(value).run()
     assert len(loaded) == 1 and fake.images_seen == 1
+    for value in (0.2, 0.7, 0.2):  # a lower floor runs the model once more, and is cached too
+        at.slider(key="score").set_value(value).run()
+    assert at.image[0].captions == ["3 of 3 detections shown"]
+    assert len(loaded) == 1 and fake.images_seen == 2
 
 
 def test_bad_upload_shows_the_error_and_the_good_one_still_runs(results):

@@ -31,6 +31,29 @@ def test_predictor_outputs_follow_the_contract(tiny_run, synthetic_root):
         assert len(r["attribute_ids"]) == len(r["attribute_scores"])
 
 
+def test_score_threshold_drops_detections_before_the_mask_head(tiny_run, synthetic_root):
+    predictor = Predictor.from_checkpoint(tiny_run, device="cpu")
+    heads = predictor.model.roi_heads
+    heads.score_thresh = 0.0  # the 2-iteration model scores every class near 1/K: keep them all
+    image = Image.open(next((synthetic_root / "images" / "val").glob("*.png"))).convert("RGB")
+    (everything,) = predictor.predict([image])
+    assert len(everything) >= 4
+    threshold = float(np.sort(everything.scores)[len(everything) // 2])
+
+    mask_head_rows: list[int] = []
+    hook = heads.mask_predictor.register_forward_hook(lambda m, i, out: mask_head_rows.append(len(out)))
+    (kept,) = predictor.predict([image], score_threshold=threshold)
+    hook.remove()
+
+    expected = everything.scores >= threshold
+    assert 0 < len(kept) < len(everything)
+    np.testing.assert_array_equal(kept.scores, everything.scores[expected])
+    np.testing.assert_array_equal(kept.masks, everything.masks[expected])
+    np.testing.assert_array_equal(kept.attribute_scores, everything.attribute_scores[expected])
+    assert mask_head_rows == [len(kept)]  # the mask head saw only the kept detections
+    assert heads.score_thresh == 0.0  # the model's own threshold is restored
+
+
 def test_predict_cli_writes_results_and_skips_bad_images(tiny_run, synthetic_root, tmp_path, capsys):
     images = tmp_path / "in"
     images.mkdir()

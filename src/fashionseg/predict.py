@@ -106,12 +106,23 @@ class Predictor:
     def predict(
         self, images: Sequence[Image.Image | torch.Tensor], batch_size: int = 4, score_threshold: float = 0.0
     ) -> list[Prediction]:
-        """Detect garments in RGB images (PIL, or float tensors [3, H, W] in 0-1)."""
+        """Detect garments in RGB images (PIL, or float tensors [3, H, W] in 0-1).
+
+        Detections scoring below ``score_threshold`` are dropped inside the model, before the mask and
+        attribute heads run on them: on a CPU the mask head's cost grows with every kept detection.
+        """
         out: list[Prediction] = []
-        for start in range(0, len(images), batch_size):
-            batch = [self._to_tensor(im).to(self.device) for im in images[start : start + batch_size]]
-            for result in self.model(batch):
-                out.append(self._to_prediction(result, score_threshold))
+        heads = self.model.roi_heads
+        model_threshold = heads.score_thresh
+        # the model keeps scores strictly above its threshold; the filter below keeps >= score_threshold
+        heads.score_thresh = max(model_threshold, score_threshold - 1e-6)
+        try:
+            for start in range(0, len(images), batch_size):
+                batch = [self._to_tensor(im).to(self.device) for im in images[start : start + batch_size]]
+                for result in self.model(batch):
+                    out.append(self._to_prediction(result, score_threshold))
+        finally:
+            heads.score_thresh = model_threshold
         return out
 
     @staticmethod

@@ -41,6 +41,7 @@ MAX_UPLOAD_MB = 20
 MAX_SIDE = 1333
 DEFAULT_RESULTS = (Path("results"), Path("runs"))
 CHECKPOINT_NAME = "model_final.pt"
+DETECTION_FLOOR = 0.5  # the model runs at min(score threshold, this): see detection_floor
 
 
 class UploadError(FashionsegError):
@@ -241,6 +242,17 @@ class Controls:
     score_threshold: float = 0.5
     attribute_threshold: float = 0.5
     categories: tuple[int, ...] | None = None  # None: every category
+
+
+def detection_floor(score_threshold: float) -> float:
+    """The score from which the model keeps detections, for the page's score threshold.
+
+    The mask and attribute heads run only on the detections above it (on a CPU each one costs time, and an
+    image can hold up to ``box_detections_per_img`` of them at a score of 0), and one model run serves every
+    threshold at or above it: raising the slider from the default re-selects cached detections, lowering it
+    below runs the model once more, at the lower floor.
+    """
+    return min(score_threshold, DETECTION_FLOOR)
 
 
 def select(pred: Prediction, labels: LabelSpace, controls: Controls) -> Prediction:

@@ -1,8 +1,9 @@
 """The fashionseg page: photos in; garments, masks and attributes out. Served by ``fashionseg app``.
 
 Start-up options arrive after ``--`` (see :func:`fashionseg.app.logic.parse_app_args`). The model loads once
-per checkpoint for every session, and each image runs through it once: the sliders and the category filter
-only re-select, re-draw and re-tabulate the cached detections.
+per checkpoint for every session, and each image runs through it once per detection floor
+(:func:`fashionseg.app.logic.detection_floor`): the sliders above the default score threshold and the category
+filter only re-select, re-draw and re-tabulate the cached detections.
 """
 
 from __future__ import annotations
@@ -28,9 +29,9 @@ def load_predictor(checkpoint: str, modified_ns: int) -> Predictor:
 
 
 @st.cache_resource(show_spinner="Finding garments…", max_entries=16)
-def detect(checkpoint: str, modified_ns: int, digest: str, _image: Image.Image) -> Prediction:
-    """Every detection of one image (``digest`` names it), before any threshold."""
-    return load_predictor(checkpoint, modified_ns).predict([_image])[0]
+def detect(checkpoint: str, modified_ns: int, digest: str, floor: float, _image: Image.Image) -> Prediction:
+    """The detections scoring at least ``floor`` in one image (``digest`` names it)."""
+    return load_predictor(checkpoint, modified_ns).predict([_image], score_threshold=floor)[0]
 
 
 @st.cache_resource(show_spinner=False)
@@ -174,7 +175,8 @@ def main() -> None:
     images = gather_images(options.max_upload_mb)
     modified = run.checkpoint.stat().st_mtime_ns
     for index, (name, image, digest) in enumerate(images):
-        pred = detect(str(run.checkpoint), modified, digest, image)
+        floor = logic.detection_floor(controls.score_threshold)
+        pred = detect(str(run.checkpoint), modified, digest, floor, image)
         show_result(index, name, image, pred, predictor, controls)
 
 
