@@ -55,6 +55,17 @@ def plot_trends(
     return fig
 
 
+def _percent_heatmap(table: pd.DataFrame, figsize: tuple[float, float], cmap: str, label: str) -> Figure:
+    """A heatmap of shares (0-1) annotated in whole percent on a fixed 0-100 colour scale."""
+    fig = Figure(figsize=figsize, layout="constrained")
+    ax = fig.subplots()
+    sns.heatmap(
+        table * 100, annot=True, fmt=".0f", cmap=cmap, vmin=0, vmax=100, ax=ax, cbar_kws={"label": label}
+    )
+    ax.set(xlabel="", ylabel="")
+    return fig
+
+
 def plot_share_heatmap(by_group: pd.DataFrame, features: Sequence[str]) -> Figure:
     """Feature x group heatmap of the shares (annotated in %)."""
     table = (
@@ -62,20 +73,8 @@ def plot_share_heatmap(by_group: pd.DataFrame, features: Sequence[str]) -> Figur
         .pivot_table(index="feature", columns="group", values="share", observed=True)
         .reindex(list(features))
     )
-    fig = Figure(figsize=(1.2 * table.shape[1] + 3, 0.35 * len(table) + 1.5), layout="constrained")
-    ax = fig.subplots()
-    sns.heatmap(
-        table * 100,
-        annot=True,
-        fmt=".0f",
-        cmap="viridis",
-        vmin=0,
-        vmax=100,
-        ax=ax,
-        cbar_kws={"label": "share (%)"},
-    )
-    ax.set(xlabel="", ylabel="")
-    return fig
+    figsize = (1.2 * table.shape[1] + 3, 0.35 * len(table) + 1.5)
+    return _percent_heatmap(table, figsize, "viridis", "share (%)")
 
 
 def plot_category_prevalence(prevalence: pd.DataFrame, top: int = 20) -> Figure:
@@ -96,22 +95,8 @@ def plot_attribute_heatmap(attribute_prevalence: pd.DataFrame, top: int = 15) ->
     table = attribute_prevalence[attribute_prevalence["attribute_name"].isin(frequent)].pivot_table(
         index="category_name", columns="attribute_name", values="share"
     )
-    fig = Figure(
-        figsize=(0.5 * max(1, table.shape[1]) + 3, 0.4 * max(1, len(table)) + 2), layout="constrained"
-    )
-    ax = fig.subplots()
-    sns.heatmap(
-        table * 100,
-        annot=True,
-        fmt=".0f",
-        cmap="mako",
-        vmin=0,
-        vmax=100,
-        ax=ax,
-        cbar_kws={"label": "share of the category's instances (%)"},
-    )
-    ax.set(xlabel="", ylabel="")
-    return fig
+    figsize = (0.5 * max(1, table.shape[1]) + 3, 0.4 * max(1, len(table)) + 2)
+    return _percent_heatmap(table, figsize, "mako", "share of the category's instances (%)")
 
 
 def plot_cooccurrence(cooccurrence: pd.DataFrame, top: int = 15) -> Figure:
@@ -123,20 +108,8 @@ def plot_cooccurrence(cooccurrence: pd.DataFrame, top: int = 15) -> Figure:
         .pivot_table(index="name_a", columns="name_b", values="p_b_given_a")
         .reindex(index=names, columns=names)
     )
-    fig = Figure(figsize=(0.5 * max(1, len(names)) + 3, 0.4 * max(1, len(names)) + 2), layout="constrained")
-    ax = fig.subplots()
-    sns.heatmap(
-        table * 100,
-        annot=True,
-        fmt=".0f",
-        cmap="rocket_r",
-        vmin=0,
-        vmax=100,
-        ax=ax,
-        cbar_kws={"label": "P(column | row) on one instance (%)"},
-    )
-    ax.set(xlabel="", ylabel="")
-    return fig
+    figsize = (0.5 * max(1, len(names)) + 3, 0.4 * max(1, len(names)) + 2)
+    return _percent_heatmap(table, figsize, "rocket_r", "P(column | row) on one instance (%)")
 
 
 def write_plots(stats: Statistics, out_dir: Path) -> list[Path]:
