@@ -22,8 +22,8 @@ study: $(STAMP)  ## train and evaluate the three backbones on the embedded data,
 	$(BIN)/fashionseg study --preset $(PRESET)
 
 test: $(STAMP)  ## run the test suite (lint included)
-	$(BIN)/ruff check src tests benchmarks notebooks
-	$(BIN)/ruff format --check src tests benchmarks notebooks
+	$(BIN)/ruff check src tests benchmarks scripts notebooks
+	$(BIN)/ruff format --check src tests benchmarks scripts notebooks
 	$(BIN)/python -m pytest -q -m "not training"
 
 test-training: $(STAMP)  ## the long learning runs (R50-FPN overfits training images; minutes of CPU)
@@ -33,12 +33,12 @@ test-fast: $(STAMP)  ## the tests without the slow (training, notebook, browser)
 	$(BIN)/python -m pytest -q -m "not slow and not browser"
 
 lint: $(STAMP)  ## ruff check and format check
-	$(BIN)/ruff check src tests benchmarks notebooks
-	$(BIN)/ruff format --check src tests benchmarks notebooks
+	$(BIN)/ruff check src tests benchmarks scripts notebooks
+	$(BIN)/ruff format --check src tests benchmarks scripts notebooks
 
 format: $(STAMP)  ## apply ruff's formatter and fixes
-	$(BIN)/ruff format src tests benchmarks notebooks
-	$(BIN)/ruff check --fix src tests benchmarks notebooks
+	$(BIN)/ruff format src tests benchmarks scripts notebooks
+	$(BIN)/ruff check --fix src tests benchmarks scripts notebooks
 
 book: $(STAMP)  ## rebuild the book from the committed results
 	$(BIN)/fashionseg book
