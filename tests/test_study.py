@@ -346,6 +346,17 @@ def test_tables_and_reading_follow_the_metrics():
     assert "No finished run for R50-DC5" in reading
     # the seed ranks C4 above FPN too
     assert "The two orders agree." in reading
+    assert "Undertrained" not in reading  # R50-C4 reaches mask AP 27
+
+    weak = {arch: _fake_metrics(0.5, 50.0) for arch in ("R50-FPN", "R50-C4")}  # mask AP 4.5 each
+    weak_reading = reporting.honest_reading(
+        reporting.ours_table(weak),
+        seed,
+        reporting.speed_table(weak),
+        reporting.attribute_table(weak),
+        "synthetic",
+    )
+    assert "**Undertrained.** No backbone reaches mask AP 10" in weak_reading
 
 
 def _rle(mask: np.ndarray) -> dict[str, Any]:
@@ -487,7 +498,7 @@ def test_study_command_reports_a_failing_notebook_with_papermill(tmp_path, monke
 
 
 def tiny_study(tmp_path_factory: pytest.TempPathFactory, synthetic_root: Path) -> study.StudyPlan:
-    """The whole study (all four notebooks, three backbones), executed by papermill with tiny parameters.
+    """The whole study (all five notebooks, three backbones), executed by papermill with tiny parameters.
 
     Run once per test session: the notebook, book and browser tests all read what it wrote.
     """
@@ -500,17 +511,28 @@ def tiny_study(tmp_path_factory: pytest.TempPathFactory, synthetic_root: Path) -
         notebooks=base / "notebooks",
         parameters={"data_root": str(base / "data"), **TINY},
         overrides=TINY_OVERRIDES,
+        # a planted-trend collection of 2 images a season; the 2-iteration model's scores are all low
+        trends={
+            "images_dir": str(base / "trends_collection" / "images"),
+            "metadata": str(base / "trends_collection" / "metadata.csv"),
+            "annotations": str(base / "trends_collection" / "annotations.json"),
+            "images_per_season": 2,
+            "score_threshold": 0.0,
+            "workers": 0,
+            "n_boot": 50,
+            "n_perm": 99,
+        },
     )
     if (base / "done").is_file():
         return plan
     shutil.rmtree(base, ignore_errors=True)  # what an earlier, failed run left
-    # the study's own four notebooks (05_trends, an application, has its tests in test_trends_*)
     (base / "notebooks").mkdir(parents=True)
     for name in (
         study.DATA_NOTEBOOK,
         study.TRAIN_NOTEBOOK,
         study.COMPARE_NOTEBOOK,
         study.QUALITATIVE_NOTEBOOK,
+        study.TRENDS_NOTEBOOK,
     ):
         shutil.copy2(NOTEBOOKS / name, base / "notebooks" / name)
     shutil.copytree(synthetic_root, base / "data")
@@ -569,6 +591,7 @@ def test_book_builds_from_a_tiny_study(tmp_path_factory, synthetic_root):
     results, html = build_tiny_book(tmp_path_factory, synthetic_root)
     pages = {p.relative_to(html).as_posix() for p in html.rglob("*.html")}
     assert {"index.html", "book/results.html", "results/demo/03_compare.html"} <= pages
+    assert {"book/app.html", "book/trends.html", "results/demo/05_trends.html"} <= pages
     assert {f"results/demo/{arch}/02_train_backbone.html" for arch in ARCHITECTURES} <= pages
     text = (html / "book" / "results.html").read_text()
     # the numbers pasted with glue are the runs' own

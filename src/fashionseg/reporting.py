@@ -352,6 +352,9 @@ def _ranking(values: pd.Series) -> str:
     return " > ".join(f"{arch} ({v:.1f})" for arch, v in ordered.items())
 
 
+UNTRAINED_MASK_AP = 10.0  # below this best mask AP, the reading says the backbones' order is noise
+
+
 def honest_reading(
     ours: pd.DataFrame,
     seed: pd.DataFrame,
@@ -376,6 +379,13 @@ def honest_reading(
             f"**Accuracy.** By mask AP ours rank {_ranking(ours['mask_AP'])}; the seed's rank "
             f"{_ranking(seed.loc[common, 'mask_AP'])}. {agree}"
         )
+        if ours["mask_AP"].max() < UNTRAINED_MASK_AP:
+            parts.append(
+                f"**Undertrained.** No backbone reaches mask AP {UNTRAINED_MASK_AP:.0f} here: at this "
+                "schedule the models have barely begun to learn, so their ordering (and the trade-offs "
+                "below) says nothing yet about the architectures. A longer schedule, a GPU or pretrained "
+                "weights are needed for that (the book's limitations page gives the learning curve)."
+            )
         best_box, best_mask = ours["box_AP"].idxmax(), ours["mask_AP"].idxmax()
         parts.append(
             f"Box AP and mask AP pick the same best backbone ({best_mask})."
@@ -406,8 +416,8 @@ def honest_reading(
     parts.append(
         "**What this does not show.** One seed per backbone and one short schedule: differences of a few AP "
         "points may not survive another seed or a longer schedule. Timings depend on the device and on the "
-        "image size. Synthetic garments are simple, well separated shapes; real photographs are harder, so "
-        "these numbers say the pipeline works end to end, not how well it does on Fashionpedia."
+        "image size. Synthetic garments are drawn shapes; real photographs are harder, so even well-trained "
+        "demo models would say the pipeline works end to end, not how well it does on Fashionpedia."
     )
     return "\n\n".join(parts)
 

@@ -24,7 +24,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -112,6 +112,7 @@ class StudyPlan:
     parameters: dict[str, Any]  # the training notebook's -p values by name
     overrides: dict[str, Any]  # dotted config keys from -p
     force: bool = False
+    trends: dict[str, Any] = field(default_factory=dict)  # other 05_trends parameters (collection, sizes)
 
     def data_parameters(self) -> dict[str, Any]:
         """Papermill parameters of ``01_data``."""
@@ -143,6 +144,7 @@ class StudyPlan:
             "weights": str(self.results / arch),
             "out_dir": str(self.results / "trends"),
             **self._device(),
+            **self.trends,
         }
 
     def _device(self) -> dict[str, Any]:
@@ -470,18 +472,23 @@ def run_study(args: argparse.Namespace) -> int:
     run_config(plan.preset, overrides=dotted, **named)  # a bad preset or value fails here, before any work
     tic = time.perf_counter()
     results = run_notebooks(plan)
+    stage_book = "[book] jupyter-book"
     if not args.no_book:
-        stage = "[book] jupyter-book"
         try:
             html = build_book(Path.cwd(), plan.results)
-            results.append(StageResult(stage, html / "index.html", "ran"))
+            results.append(StageResult(stage_book, html / "index.html", "ran"))
         except FashionsegError as exc:
             print(f"error: {exc}", file=sys.stderr)
-            results.append(StageResult(stage, Path("_build/html"), "failed", error=_error_line(exc)))
+            results.append(StageResult(stage_book, Path("_build/html"), "failed", error=_error_line(exc)))
     print(_summary(results, plan, time.perf_counter() - tic))
     failed = [r for r in results if r.status == "failed"]
     for r in failed:
-        print(f"failed: {r.stage}: {r.error}\n  executed notebook: {r.notebook}", file=sys.stderr)
+        where = (
+            f"after fixing, rebuild it alone: fashionseg book --preset {plan.preset}"
+            if r.stage == stage_book
+            else f"executed notebook: {r.notebook}"
+        )
+        print(f"failed: {r.stage}: {r.error}\n  {where}", file=sys.stderr)
     return 1 if failed else 0
 
 
