@@ -5,7 +5,7 @@ package, driven by Playwright), uploads the synthetic example image, waits for t
 table, and saves a full-page screenshot. Run it after ``make study`` so that the picture shows the committed
 demo model:
 
-    python scripts/app_screenshot.py                                  # results/demo/R50-FPN -> book/images
+    python scripts/app_screenshot.py --score-threshold 0.15          # the book's picture (demo model)
     python scripts/app_screenshot.py --weights runs/demo/R50-C4 --out /tmp/app.png
 """
 
@@ -51,6 +51,12 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("book/images/app.png"))
     parser.add_argument("--chromium", default="/usr/bin/chromium")
     parser.add_argument("--width", type=int, default=1400)
+    parser.add_argument(
+        "--score-threshold",
+        type=float,
+        default=0.5,
+        help="move the page's score slider here first (steps of 0.05; the page starts at 0.5)",
+    )
     args = parser.parse_args()
     if not Path(args.chromium).is_file():
         raise SystemExit(f"{args.chromium} not found: apt-get install chromium")
@@ -77,6 +83,16 @@ def main() -> None:
                 expect(page.get_by_test_id("stImage").locator("img")).to_be_visible()
                 expect(page.get_by_test_id("stDataFrame")).to_be_visible()
                 expect(page.get_by_test_id("stStatusWidget")).to_be_hidden()
+                steps = round((0.5 - args.score_threshold) / 0.05)
+                if steps:
+                    caption = page.get_by_test_id("stImageCaption")
+                    before = caption.inner_text()
+                    slider = page.get_by_test_id("stSlider").first.get_by_role("slider")
+                    slider.focus()
+                    for _ in range(abs(steps)):
+                        slider.press("ArrowLeft" if steps > 0 else "ArrowRight")
+                    expect(caption).not_to_have_text(before)  # the page re-ran with the new threshold
+                    expect(page.get_by_test_id("stStatusWidget")).to_be_hidden()
                 time.sleep(2)  # the data grid paints after it appears
                 args.out.parent.mkdir(parents=True, exist_ok=True)
                 page.screenshot(path=str(args.out), full_page=True)
