@@ -1,6 +1,7 @@
 """`fashionseg predict` and the Predictor on a tiny trained checkpoint."""
 
 import json
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pycocotools.mask as mask_utils
@@ -52,6 +53,20 @@ def test_score_threshold_drops_detections_before_the_mask_head(tiny_run, synthet
     np.testing.assert_array_equal(kept.attribute_scores, everything.attribute_scores[expected])
     assert mask_head_rows == [len(kept)]  # the mask head saw only the kept detections
     assert heads.score_thresh == 0.0  # the model's own threshold is restored
+
+
+def test_threads_sharing_a_predictor_each_get_their_own_threshold(tiny_run, synthetic_root):
+    """The app's sessions share one cached Predictor: a call's threshold must not leak into another's."""
+    predictor = Predictor.from_checkpoint(tiny_run, device="cpu")
+    predictor.model.roi_heads.score_thresh = 0.0
+    image = Image.open(next((synthetic_root / "images" / "val").glob("*.png"))).convert("RGB")
+    (everything,) = predictor.predict([image])
+    threshold = float(np.sort(everything.scores)[len(everything) // 2])
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        calls = [pool.submit(predictor.predict, [image], 1, t) for t in (0.0, threshold) * 3]
+        counts = [len(call.result()[0]) for call in calls]
+    assert counts == [len(everything), int((everything.scores >= threshold).sum())] * 3
+    assert predictor.model.roi_heads.score_thresh == 0.0
 
 
 def test_predict_cli_writes_results_and_skips_bad_images(tiny_run, synthetic_root, tmp_path, capsys):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -80,6 +81,9 @@ class Predictor:
         self.labels = labels
         self.config = config
         self.device = device
+        # predict() sets the model's score threshold for the length of a call; the app shares one
+        # Predictor between its sessions' threads, so calls take turns
+        self._lock = threading.Lock()
 
     @classmethod
     def from_checkpoint(cls, path: str | Path, device: str = "auto") -> Predictor:
@@ -113,16 +117,17 @@ class Predictor:
         """
         out: list[Prediction] = []
         heads = self.model.roi_heads
-        model_threshold = heads.score_thresh
-        # the model keeps scores strictly above its threshold; the filter below keeps >= score_threshold
-        heads.score_thresh = max(model_threshold, score_threshold - 1e-6)
-        try:
-            for start in range(0, len(images), batch_size):
-                batch = [self._to_tensor(im).to(self.device) for im in images[start : start + batch_size]]
-                for result in self.model(batch):
-                    out.append(self._to_prediction(result, score_threshold))
-        finally:
-            heads.score_thresh = model_threshold
+        with self._lock:
+            model_threshold = heads.score_thresh
+            # the model keeps scores strictly above its threshold; the filter below keeps >= score_threshold
+            heads.score_thresh = max(model_threshold, score_threshold - 1e-6)
+            try:
+                for start in range(0, len(images), batch_size):
+                    batch = [self._to_tensor(im).to(self.device) for im in images[start : start + batch_size]]
+                    for result in self.model(batch):
+                        out.append(self._to_prediction(result, score_threshold))
+            finally:
+                heads.score_thresh = model_threshold
         return out
 
     @staticmethod
