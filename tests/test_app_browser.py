@@ -4,7 +4,6 @@ headless Chromium through Playwright. Saves a screenshot of the page as a test a
 import importlib.util
 import json
 import os
-import shutil
 import socket
 import subprocess
 import sys
@@ -16,19 +15,11 @@ import pytest
 import torch
 from matplotlib import cbook
 from PIL import Image
+from support import CHROMIUM, CHROMIUM_ARGS
 
 from fashionseg.config import load_config
 from fashionseg.train import train
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-]
 DETECTIONS = 6
 
 pytestmark = [

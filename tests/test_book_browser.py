@@ -13,21 +13,13 @@ from pathlib import Path
 from urllib.parse import urldefrag, urljoin, urlparse
 
 import pytest
+from support import CHROMIUM, CHROMIUM_ARGS
 from test_study import build_tiny_book
 
 from fashionseg import reporting
 
 sync_api = pytest.importorskip("playwright.sync_api", reason="pip install playwright (a dev dependency)")
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-]
 RESULT_PAGES = (
     "book/results.html",
     "results/demo/03_compare.html",

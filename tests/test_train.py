@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from support import torchrun_launcher
 
 from fashionseg import train as train_module
 from fashionseg.checkpoint import load
@@ -141,16 +142,8 @@ def test_resume_after_sigkill_ends_with_the_same_weights(synthetic_root, tmp_pat
 @pytest.mark.slow
 def test_torchrun_two_processes_with_gloo(synthetic_root, tmp_path):
     cmd = _train_cmd(synthetic_root, tmp_path, "solver.max_iter=3", "device=cpu")
-    torchrun = [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--nproc_per_node",
-        "2",
-        "--master_port",
-        "29531",
-    ]
-    subprocess.run(torchrun + ["-m", "fashionseg"] + cmd[3:], env=_env(), check=True, timeout=600)
+    command = torchrun_launcher(29531) + ["-m", "fashionseg"] + cmd[3:]
+    subprocess.run(command, env=_env(), check=True, timeout=600)
     run_dir = tmp_path / "R50-FPN"
     assert json.loads((run_dir / "env.json").read_text())["world_size"] == 2
     assert (run_dir / "model_final.pt").exists()

@@ -12,6 +12,7 @@ import pandas as pd
 import papermill
 import pytest
 from papermill.iorw import load_notebook_node
+from support import torchrun_launcher
 
 from fashionseg.config import load_config
 from fashionseg.predict import Predictor
@@ -70,16 +71,7 @@ def run_fashionseg(args: list[str], launcher: list[str]) -> None:
 def test_one_process_and_torchrun_agree(trends_run, collection, tmp_path):
     single, sharded = tmp_path / "single", tmp_path / "sharded"
     run_fashionseg(trends_command(collection, trends_run, single), [sys.executable])
-    torchrun = [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--nproc_per_node",
-        "2",
-        "--master_port",
-        "29547",
-    ]
-    run_fashionseg(trends_command(collection, trends_run, sharded), torchrun)
+    run_fashionseg(trends_command(collection, trends_run, sharded), torchrun_launcher(29547))
 
     report = json.loads((single / "report.json").read_text())
     assert report["images_found"] == 9 and report["images_predicted"] == 8
