@@ -160,6 +160,7 @@ class FakeExecutor:
             run_dir = Path(parameters["output_dir"]) / arch
             save_config(study.run_config(**parameters), run_dir / "config.yaml")
             (run_dir / "metrics.json").write_text("{}")
+            (run_dir / "model_final.pt").write_bytes(b"weights")
 
 
 @pytest.fixture
@@ -213,6 +214,12 @@ def test_runner_retrains_when_parameters_or_config_change_or_forced(plan):
     edited = FakeExecutor()
     study.run_notebooks(longer, edited, log=lambda _: None)
     assert [c[1] for c in edited.calls if c[0] == study.TRAIN_NOTEBOOK] == ["R50-DC5"]
+
+    # results committed without their checkpoints (results/demo in a fresh clone) are trained again
+    (plan.results / "R50-C4" / "model_final.pt").unlink()
+    cloned = FakeExecutor()
+    study.run_notebooks(longer, cloned, log=lambda _: None)
+    assert [c[1] for c in cloned.calls if c[0] == study.TRAIN_NOTEBOOK] == ["R50-C4"]
 
     forced = FakeExecutor()
     results = study.run_notebooks(study.StudyPlan(**{**longer.__dict__, "force": True}), forced, log=print)

@@ -4,7 +4,8 @@ the report from them.
 ``fashionseg study`` runs ``01_data`` once, ``02_train_backbone`` once per backbone (each into
 ``results/<preset>/<arch>/`` beside its run folder), then ``03_compare``, ``04_qualitative`` and (when the
 notebook is there) ``05_trends`` with the R50-FPN run's weights, then the book. A backbone whose run is
-finished (its ``metrics.json`` exists and its stored parameters and resolved configuration match) is reused
+finished (its ``metrics.json`` and ``model_final.pt`` exist and its stored parameters and resolved
+configuration match) is reused
 unless ``--force``. A failing notebook is reported with the path of its
 executed copy (which holds the traceback); the other stages go on and the command exits non-zero.
 
@@ -222,12 +223,13 @@ def stored_parameters(notebook: Path) -> dict[str, Any] | None:
 
 def run_finished(notebook: Path, parameters: dict[str, Any]) -> bool:
     """A training run is finished when its notebook ran without error with these parameters, its
-    ``metrics.json`` exists and its ``config.yaml`` equals what the parameters resolve to today (so an
-    edited preset file also triggers a new run)."""
+    ``metrics.json`` and ``model_final.pt`` exist (the later notebooks need the weights, which results
+    committed without checkpoints lack) and its ``config.yaml`` equals what the parameters resolve to today
+    (so an edited preset file also triggers a new run)."""
     if stored_parameters(notebook) != parameters:
         return False
     run_dir = Path(parameters["output_dir"]) / parameters["arch"]
-    if not (run_dir / "metrics.json").is_file() or not (run_dir / "config.yaml").is_file():
+    if not all((run_dir / name).is_file() for name in ("metrics.json", "model_final.pt", "config.yaml")):
         return False
     wanted = run_config(**{k: v for k, v in parameters.items() if k in CONFIG_PARAMETERS})
     return read_config(run_dir / "config.yaml") == wanted
