@@ -257,19 +257,30 @@ def test_runner_needs_the_notebooks(plan, tmp_path):
         study.run_notebooks(study.StudyPlan(**{**plan.__dict__, "notebooks": tmp_path}), FakeExecutor())
 
 
-def test_hide_parameter_cells(tmp_path):
+def test_clean_executed_notebook_hides_parameters_and_drops_stderr(tmp_path):
+    printed = nbformat.v4.new_code_cell("print(x)")
+    printed.outputs = [
+        nbformat.v4.new_output("stream", name="stdout", text="2\n"),
+        nbformat.v4.new_output(
+            "stream", name="stderr", text="/home/me/.venv/lib/tqdm/auto.py: TqdmWarning\n"
+        ),
+        nbformat.v4.new_output("execute_result", data={"text/plain": "2"}, execution_count=1),
+    ]
     nb = nbformat.v4.new_notebook(
         cells=[
             nbformat.v4.new_code_cell("x = 1", metadata={"tags": ["parameters"]}),
             nbformat.v4.new_code_cell("x = 2", metadata={"tags": ["injected-parameters"]}),
-            nbformat.v4.new_code_cell("print(x)"),
+            printed,
         ]
     )
     path = tmp_path / "nb.ipynb"
     nbformat.write(nb, path)
-    study.hide_parameter_cells(path)
-    tags = [c.metadata.get("tags", []) for c in nbformat.read(path, as_version=4).cells]
+    study.clean_executed_notebook(path)
+    cells = nbformat.read(path, as_version=4).cells
+    tags = [c.metadata.get("tags", []) for c in cells]
     assert tags == [["parameters", "remove-cell"], ["injected-parameters", "remove-cell"], []]
+    kept = cells[2].outputs
+    assert [(o.output_type, o.get("name")) for o in kept] == [("stream", "stdout"), ("execute_result", None)]
 
 
 # --- the book's source folder ---------------------------------------------------------------------------
@@ -568,7 +579,7 @@ def build_tiny_book(tmp_path_factory: pytest.TempPathFactory, synthetic_root: Pa
 
 
 @pytest.mark.slow
-def test_training_notebook_writes_metrics_and_glues_them(tmp_path_factory, synthetic_root):
+def test_training_notebook_writes_metrics_and_glues_them(tmp_path_factory, synthetic_root, monkeypatch):
     plan = tiny_study(tmp_path_factory, synthetic_root)
     run_dir = plan.results / "R50-FPN"
     executed = run_dir / study.TRAIN_NOTEBOOK
@@ -591,6 +602,11 @@ def test_training_notebook_writes_metrics_and_glues_them(tmp_path_factory, synth
     hidden = [c for c in cells if "remove-cell" in c.metadata.get("tags", [])]
     assert {t for c in hidden for t in c.metadata["tags"]} >= {"parameters", "injected-parameters"}
     assert study.run_finished(executed, plan.train_parameters("R50-FPN"))
+    # ... until the training code changes (content decides: its hash, stored in env.json)
+    import fashionseg.train
+
+    monkeypatch.setattr(fashionseg.train, "training_code_hash", lambda: "another version")
+    assert not study.run_finished(executed, plan.train_parameters("R50-FPN"))
 
 
 @pytest.mark.slow
@@ -606,3 +622,30 @@ def test_book_builds_from_a_tiny_study(tmp_path_factory, synthetic_root):
         assert f">{row['mask_AP']:.1f}<" in text, arch
     # papermill's parameters cells are not in the book
     assert "injected-parameters" not in (html / "results/demo/R50-C4/02_train_backbone.html").read_text()
+
+
+# --- did a study reproduce the committed results ---------------------------------------------------------
+
+
+def _write_run(root, arch, ap, loss, seconds):
+    run = root / arch
+    run.mkdir(parents=True)
+    (run / "metrics.json").write_text(json.dumps({"bbox": {"coco": {"AP": ap}}, "speed": {"ms": seconds}}))
+    lines = [{"iteration": 1, "loss": loss, "time": seconds}, {"iteration": 2, "loss": loss / 2, "time": 1.0}]
+    (run / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in lines))
+
+
+def test_compare_results_names_each_difference_and_ignores_timings(tmp_path):
+    ref, new = tmp_path / "ref", tmp_path / "new"
+    _write_run(ref, "R50-FPN", ap=12.5, loss=3.0, seconds=0.5)
+    _write_run(new, "R50-FPN", ap=12.5, loss=3.0, seconds=9.0)  # another machine's speed: not a difference
+    assert study.compare_results(ref, new, ("R50-FPN",)) == []
+    _write_run(ref, "R50-C4", ap=10.0, loss=2.0, seconds=0.5)
+    _write_run(new, "R50-C4", ap=10.25, loss=2.0001, seconds=0.5)
+    problems = study.compare_results(ref, new, ("R50-FPN", "R50-C4"))
+    assert len(problems) == 3
+    assert any("R50-C4/metrics.json: bbox.coco.AP = 10.25, reference 10.0" in p for p in problems)
+    assert sum("R50-C4/metrics.jsonl" in p for p in problems) == 2  # both logged losses
+    assert study.compare_results(ref, new, ("R50-FPN", "R50-C4"), tolerance=0.3) == []
+    problems = study.compare_results(ref, new, ("R50-DC5",))
+    assert problems == [f"{ref / 'R50-DC5' / 'metrics.json'}: missing from the reference results"]

@@ -139,8 +139,35 @@ def test_resume_refuses_other_settings(folder, tmp_path):
     infer_collection(FakePredictor(), folder, files, out, FAST, "fake")
     with pytest.raises(FashionsegError, match="min_score: 0.05 then, 0.2 now"):
         infer_collection(FakePredictor(), folder, files, out, InferenceSettings(min_score=0.2), "fake")
-    with pytest.raises(FashionsegError, match="model"):
+    with pytest.raises(FashionsegError, match="model.*--restart"):
         infer_collection(FakePredictor(), folder, files, out, FAST, "another model")
+
+
+def test_restart_starts_over_when_the_model_changed(folder, tmp_path, capsys):
+    out = tmp_path / "out"
+    files = open_collection(folder).files
+    infer_collection(FakePredictor(), folder, files, out, FAST, "model A")
+    before = len(pd.read_parquet(out / "predictions.parquet"))
+    summary = infer_collection(FakePredictor(), folder, files, out, FAST, "model B", restart=True)
+    assert "starting over" in capsys.readouterr().out
+    assert summary.images_done_before == 0  # nothing of model A was reused
+    assert len(pd.read_parquet(out / "predictions.parquet")) == before  # and nothing of it is left
+    assert json.loads((out / "inference.json").read_text())["model"] == "model B"
+    again = infer_collection(FakePredictor(), folder, files, out, FAST, "model B", restart=True)
+    assert again.images_predicted == 0  # the same model resumes
+
+
+def test_checkpoint_id_is_the_content_not_the_path(tmp_path):
+    from fashionseg.trends.cli import checkpoint_id
+
+    a, b, c = tmp_path / "a" / "model_final.pt", tmp_path / "b.pt", tmp_path / "c.pt"
+    a.parent.mkdir()
+    a.write_bytes(b"weights" * 1000)
+    b.write_bytes(b"weights" * 1000)
+    c.write_bytes(b"weights" * 999 + b"weightz")
+    assert checkpoint_id(a.parent) == checkpoint_id(a) == checkpoint_id(b)  # a run folder, a copy elsewhere
+    assert checkpoint_id(c) != checkpoint_id(b)
+    assert str(tmp_path) not in checkpoint_id(a)
 
 
 def _shard(rank: int, world_size: int, port: int, folder: str, out: str) -> None:

@@ -224,24 +224,43 @@ def stored_parameters(notebook: Path) -> dict[str, Any] | None:
 def run_finished(notebook: Path, parameters: dict[str, Any]) -> bool:
     """A training run is finished when its notebook ran without error with these parameters, its
     ``metrics.json`` and ``model_final.pt`` exist (the later notebooks need the weights, which results
-    committed without checkpoints lack) and its ``config.yaml`` equals what the parameters resolve to today
-    (so an edited preset file also triggers a new run)."""
+    committed without checkpoints lack), its ``config.yaml`` equals what the parameters resolve to today
+    (so an edited preset file also triggers a new run) and it was trained by today's training code
+    (``env.json``'s ``training_code``, a hash of the files that decide the result). Content decides,
+    never paths or modification times."""
     if stored_parameters(notebook) != parameters:
         return False
     run_dir = Path(parameters["output_dir"]) / parameters["arch"]
-    if not all((run_dir / name).is_file() for name in ("metrics.json", "model_final.pt", "config.yaml")):
+    needed = ("metrics.json", "model_final.pt", "config.yaml", "env.json")
+    if not all((run_dir / name).is_file() for name in needed):
+        return False
+    from fashionseg.train import training_code_hash
+
+    if json.loads((run_dir / "env.json").read_text()).get("training_code") != training_code_hash():
         return False
     wanted = run_config(**{k: v for k, v in parameters.items() if k in CONFIG_PARAMETERS})
     return read_config(run_dir / "config.yaml") == wanted
 
 
-def hide_parameter_cells(notebook: Path) -> None:
-    """Tag the parameters and papermill's injected-parameters cells ``remove-cell`` for the book."""
+def clean_executed_notebook(notebook: Path) -> None:
+    """Make an executed notebook fit to publish and to commit.
+
+    Tags the parameters and papermill's injected-parameters cells ``remove-cell`` (the book shows a
+    configuration table instead) and drops stderr outputs: progress bars and library warnings, which were
+    streamed to the console as the notebook ran, are noise in the book, and warnings name files by the
+    absolute paths of the machine that ran them.
+    """
     nb = json.loads(notebook.read_text())
     for cell in nb["cells"]:
         tags = cell.get("metadata", {}).get("tags", [])
         if any(t in tags for t in HIDDEN_CELL_TAGS) and "remove-cell" not in tags:
             cell["metadata"]["tags"] = [*tags, "remove-cell"]
+        if "outputs" in cell:
+            cell["outputs"] = [
+                o
+                for o in cell["outputs"]
+                if not (o.get("output_type") == "stream" and o.get("name") == "stderr")
+            ]
     notebook.write_text(json.dumps(nb, indent=1, ensure_ascii=False) + "\n")
 
 
@@ -268,7 +287,7 @@ def execute_notebook(notebook: Path, output: Path, parameters: dict[str, Any]) -
         )
     finally:
         if output.is_file():
-            hide_parameter_cells(output)
+            clean_executed_notebook(output)
 
 
 def _error_line(exc: BaseException) -> str:
@@ -504,3 +523,68 @@ def add_book_arguments(parser: argparse.ArgumentParser) -> None:
 def run_book(args: argparse.Namespace) -> int:
     build_book(Path.cwd(), args.results / preset_name(args.preset))
     return 0
+
+
+# keys of the run files that measure the machine, not the result: left out of reproduction checks
+TIMING_KEYS = frozenset({"time", "train_seconds", "eval_seconds", "speed"})
+
+
+def _numbers(tree: Any, prefix: str = "") -> dict[str, float]:
+    """Every number in a JSON tree by its dotted path, timing keys left out."""
+    if isinstance(tree, dict):
+        out: dict[str, float] = {}
+        for k, v in tree.items():
+            if k not in TIMING_KEYS:
+                out.update(_numbers(v, f"{prefix}{k}."))
+        return out
+    if isinstance(tree, list):
+        out = {}
+        for i, v in enumerate(tree):
+            out.update(_numbers(v, f"{prefix}{i}."))
+        return out
+    if isinstance(tree, bool) or not isinstance(tree, int | float):
+        return {}
+    return {prefix.rstrip("."): float(tree)}
+
+
+def _read_json_lines(path: Path) -> list[Any]:
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+RUN_FILES = {"metrics.jsonl": _read_json_lines, "learning_curve.jsonl": _read_json_lines}
+
+
+def compare_results(
+    reference: Path, produced: Path, archs: tuple[str, ...] = ARCHITECTURES, tolerance: float = 0.0
+) -> list[str]:
+    """How ``produced`` (a results folder a study just wrote) differs from ``reference`` (the committed
+    one): one line per file missing on either side or number apart by more than ``tolerance``.
+
+    Compared per backbone: the logged training losses and learning rates (``metrics.jsonl``), the learning
+    curve and every number of ``metrics.json``; timings are the machine's and are left out. Training is
+    deterministic on one CPU kind, so the default tolerance is 0.
+    """
+    problems: list[str] = []
+    for arch in archs:
+        for name in ("metrics.json", *RUN_FILES):
+            ref_path, new_path = reference / arch / name, produced / arch / name
+            if not ref_path.is_file():
+                if name == "metrics.json":
+                    problems.append(f"{ref_path}: missing from the reference results")
+                continue
+            if not new_path.is_file():
+                problems.append(f"{new_path}: not written by the study")
+                continue
+            read = RUN_FILES.get(name, lambda p: json.loads(p.read_text()))
+            ref, new = _numbers(read(ref_path)), _numbers(read(new_path))
+            for key in sorted(ref.keys() | new.keys()):
+                a, b = ref.get(key), new.get(key)
+                if a is None or b is None:
+                    problems.append(
+                        f"{arch}/{name}: {key} only in {'produced' if a is None else 'reference'}"
+                    )
+                elif not (a == b or abs(a - b) <= tolerance or (a != a and b != b)):
+                    problems.append(
+                        f"{arch}/{name}: {key} = {b!r}, reference {a!r} (|diff| {abs(a - b):.3g})"
+                    )
+    return problems

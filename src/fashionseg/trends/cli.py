@@ -12,6 +12,7 @@ writes into the output folder::
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 from dataclasses import asdict, replace
 from pathlib import Path
@@ -81,6 +82,7 @@ def predict_and_analyse(
     settings: StatsSettings,
     model_id: str,
     info: DistInfo | None = None,
+    restart: bool = False,
 ) -> tuple[dict[str, Any], Statistics] | None:
     """Predict the collection (resumable, sharded when ``info`` says so), then on rank 0 write the
     statistics, plots and ``report.json``; returns the report and the statistics (None on other ranks).
@@ -95,7 +97,7 @@ def predict_and_analyse(
         min_attribute_score=min(inference.min_attribute_score, settings.attribute_threshold),
     )
     summary = infer_collection(
-        predictor, collection.root, collection.files, out_dir, inference, model_id, info
+        predictor, collection.root, collection.files, out_dir, inference, model_id, info, restart
     )
     if not info.is_main:
         return None
@@ -107,11 +109,15 @@ def predict_and_analyse(
 
 
 def checkpoint_id(weights: str | Path) -> str:
-    """A checkpoint's identity for resume checks (``model_final.pt`` or its run folder): resolved path,
-    size and modification time."""
+    """A checkpoint's identity for resume checks (``model_final.pt`` or its run folder): the SHA-256 of
+    its bytes. Content, not path or modification time, so a clone that retrains the same weights, or a
+    copy in another folder, resumes the same predictions."""
     path = Path(weights) / "model_final.pt" if Path(weights).is_dir() else Path(weights)
-    stat = path.stat()
-    return f"{path.resolve()} ({stat.st_size} bytes, mtime {stat.st_mtime_ns})"
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return f"sha256:{digest.hexdigest()}"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -137,6 +143,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     run_p.add_argument("--min-count", type=int, default=5, help="leave rarer features out of the trends")
     run_p.add_argument("--top", type=int, default=10, help="how many risers and fallers to list")
     run_p.add_argument("--seed", type=int, default=0)
+    run_p.add_argument(
+        "--restart",
+        action="store_true",
+        help="start over when --out holds predictions of another model or other settings",
+    )
     synth_p = sub.add_parser("synth", help="write a synthetic collection with planted trends")
     synth_p.add_argument("out", type=Path, help="folder for images/, metadata.csv and annotations.json")
     synth_p.add_argument("--images-per-season", type=int, default=60)
@@ -177,7 +188,14 @@ def run(args: argparse.Namespace) -> int:
             seed=args.seed,
         )
         result = predict_and_analyse(
-            predictor, collection, args.out, inference, settings, checkpoint_id(args.weights), info
+            predictor,
+            collection,
+            args.out,
+            inference,
+            settings,
+            checkpoint_id(args.weights),
+            info,
+            args.restart,
         )
     finally:
         shutdown(info)

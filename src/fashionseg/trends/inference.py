@@ -17,6 +17,7 @@ every ``world_size``-th remaining image; rank 0 merges all parts into ``predicti
 from __future__ import annotations
 
 import json
+import shutil
 import time
 import uuid
 from collections.abc import Sequence
@@ -257,8 +258,9 @@ def merge_parts(out_dir: Path) -> None:
         part.unlink()
 
 
-def check_settings(out_dir: Path, model_id: str, settings: InferenceSettings) -> None:
-    """Refuse to resume into a folder made with another model or other store thresholds / resizing."""
+def check_settings(out_dir: Path, model_id: str, settings: InferenceSettings, restart: bool = False) -> None:
+    """Refuse to resume into a folder made with another model or other store thresholds / resizing; with
+    ``restart``, delete its predictions instead and start over (said in one line)."""
     path = out_dir / SETTINGS_FILE
     wanted = {
         "model": model_id,
@@ -269,15 +271,19 @@ def check_settings(out_dir: Path, model_id: str, settings: InferenceSettings) ->
     if path.is_file():
         previous = json.loads(path.read_text())
         differing = {k: (previous.get(k), v) for k, v in wanted.items() if previous.get(k) != v}
-        if differing:
-            detail = "; ".join(f"{k}: {old!r} then, {new!r} now" for k, (old, new) in differing.items())
+        if not differing:
+            return
+        detail = "; ".join(f"{k}: {old!r} then, {new!r} now" for k, (old, new) in differing.items())
+        if not restart:
             raise FashionsegError(
                 f"{out_dir} holds predictions made with other settings ({detail}); use a new output folder, "
-                f"or delete {out_dir} to start over"
+                f"pass --restart, or delete {out_dir} to start over"
             )
-    else:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(wanted, indent=1))
+        print(f"{out_dir}: predictions made with other settings ({', '.join(differing)}); starting over")
+        (out_dir / PREDICTIONS_FILE).unlink(missing_ok=True)
+        shutil.rmtree(out_dir / "parts", ignore_errors=True)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(wanted, indent=1))
 
 
 def infer_collection(
@@ -288,6 +294,7 @@ def infer_collection(
     settings: InferenceSettings,
     model_id: str,
     info: DistInfo | None = None,
+    restart: bool = False,
 ) -> InferenceSummary:
     """Predict every image of ``files`` (paths relative to ``root``) not yet in ``out_dir``'s predictions.
 
@@ -298,7 +305,7 @@ def infer_collection(
     info = info or DistInfo()
     start = time.perf_counter()
     if info.is_main:
-        check_settings(out_dir, model_id, settings)
+        check_settings(out_dir, model_id, settings, restart)
     barrier(info)
     done = load_predictions(out_dir)
     done = set(done.loc[(done["detection"] < 0) & done["error"].isna(), "file"])
