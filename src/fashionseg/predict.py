@@ -23,7 +23,7 @@ from PIL import Image
 from torchvision.transforms.functional import pil_to_tensor
 from tqdm.auto import tqdm
 
-from fashionseg import checkpoint
+from fashionseg import checkpoint, precision
 from fashionseg.config import from_dict
 from fashionseg.data.images import ImageReadError, read_image
 from fashionseg.data.ontology import LabelSpace
@@ -75,19 +75,29 @@ class Predictor:
     """A trained model ready for inference: ``Predictor.from_checkpoint(path).predict(images)``."""
 
     def __init__(
-        self, model: torch.nn.Module, labels: LabelSpace, config: dict[str, Any], device: torch.device
+        self,
+        model: torch.nn.Module,
+        labels: LabelSpace,
+        config: dict[str, Any],
+        device: torch.device,
+        amp: bool | None = None,
     ):
         self.model = model.eval().to(device)
         self.labels = labels
         self.config = config
         self.device = device
+        # the run's precision (solver.amp: bfloat16 on CPUs that have it, float16 on CUDA) unless told
+        self.amp = bool(config.get("solver", {}).get("amp", False)) if amp is None else amp
         # predict() sets the model's score threshold for the length of a call; the app shares one
         # Predictor between its sessions' threads, so calls take turns
         self._lock = threading.Lock()
 
     @classmethod
-    def from_checkpoint(cls, path: str | Path, device: str = "auto") -> Predictor:
-        """Load ``model_final.pt`` (or a run folder holding one), read with ``weights_only=True``."""
+    def from_checkpoint(cls, path: str | Path, device: str = "auto", amp: bool | None = None) -> Predictor:
+        """Load ``model_final.pt`` (or a run folder holding one), read with ``weights_only=True``.
+
+        ``amp`` None runs at the precision the model trained with (``solver.amp``), False in float32.
+        """
         ckpt_path = _checkpoint_path(path)
         ckpt = checkpoint.load(ckpt_path, required=("model", "labels", "config"))
         cfg = from_dict(ckpt["config"])
@@ -100,7 +110,7 @@ class Predictor:
             raise FashionsegError(
                 f"{ckpt_path}: the weights do not fit a {cfg.model.arch} model: {exc}"
             ) from None
-        return cls(model, labels, ckpt["config"], resolve_device(device))
+        return cls(model, labels, ckpt["config"], resolve_device(device), amp)
 
     @property
     def arch(self) -> str:
@@ -118,16 +128,18 @@ class Predictor:
         out: list[Prediction] = []
         heads = self.model.roi_heads
         with self._lock:
-            model_threshold = heads.score_thresh
-            # the model keeps scores strictly above its threshold; the filter below keeps >= score_threshold
-            heads.score_thresh = max(model_threshold, score_threshold - 1e-6)
+            # the heads keep a detection iff its score is >= min_score (and above their own threshold),
+            # the same comparison _to_prediction makes, so exactly the kept detections reach the mask head
+            heads.min_score = score_threshold
             try:
                 for start in range(0, len(images), batch_size):
                     batch = [self._to_tensor(im).to(self.device) for im in images[start : start + batch_size]]
-                    for result in self.model(batch):
+                    with precision.autocast(self.device, self.amp):
+                        results = self.model(batch)
+                    for result in results:
                         out.append(self._to_prediction(result, score_threshold))
             finally:
-                heads.score_thresh = model_threshold
+                heads.min_score = None
         return out
 
     @staticmethod

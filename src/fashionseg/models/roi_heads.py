@@ -84,6 +84,9 @@ class AttributeRoIHeads(RoIHeads):
         **roi_heads_kwargs: Any,
     ) -> None:
         super().__init__(**roi_heads_kwargs)
+        # a caller's score floor for one inference call (Predictor.predict): detections scoring below it
+        # are dropped before the mask head; None keeps everything above score_thresh
+        self.min_score: float | None = None
         self.attribute_predictor = attribute_predictor
         self.attribute_loss_weight = attribute_loss_weight
         self.register_buffer(
@@ -210,7 +213,10 @@ class AttributeRoIHeads(RoIHeads):
             # Drop the background column, then treat each (RoI, class) pair as one candidate.
             boxes, scores = boxes[:, 1:].reshape(-1, 4), scores[:, 1:].reshape(-1)
             labels, source = labels[:, 1:].reshape(-1), source[:, 1:].reshape(-1)
-            keep = torch.where(scores > self.score_thresh)[0]
+            candidate = scores > self.score_thresh
+            if self.min_score is not None:
+                candidate &= scores >= self.min_score
+            keep = torch.where(candidate)[0]
             keep = keep[box_ops.remove_small_boxes(boxes[keep], min_size=1e-2)]
             keep = keep[box_ops.batched_nms(boxes[keep], scores[keep], labels[keep], self.nms_thresh)]
             keep = keep[: self.detections_per_img]
