@@ -197,7 +197,8 @@ def test_attribute_loss_equals_the_formula():
         return -(t * math.log(p) + (1 - t) * math.log(1 - p))
 
     rows = [0, 2]
-    expected = sum(bce(logits[r, j].item(), targets[r, j].item()) for r in rows for j in range(3)) / 6
+    # summed over the 3 attributes, averaged over the 2 valid RoIs
+    expected = sum(bce(logits[r, j].item(), targets[r, j].item()) for r in rows for j in range(3)) / 2
     assert attribute_loss(logits, targets, valid).item() == pytest.approx(expected, rel=1e-6)
 
     none = attribute_loss(logits, targets, torch.zeros(3, dtype=torch.bool))
@@ -248,6 +249,26 @@ def test_c4_mask_head_shares_res5(labels):
     # Inference: res5 on the proposals (box head), then again on the detected boxes (mask head).
     assert len(calls) == 2 and calls[1] == sum(len(o["boxes"]) for o in outputs)
     assert outputs[0]["masks"].shape[-2:] == (H, W)
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_head_norm_gn_puts_groupnorm_into_the_fpn_and_mask_head(labels, arch):
+    with torch.device("meta"):
+        plain = build_model(tiny_config(arch, norm="gn"), labels)
+        normed = build_model(tiny_config(arch, norm="gn", head_norm="gn"), labels)
+
+    def group_norms(module: torch.nn.Module) -> int:
+        return sum(isinstance(m, torch.nn.GroupNorm) for m in module.modules())
+
+    mask_head = normed.roi_heads.mask_head
+    if arch == "R50-C4":  # the mask branch is res5 (normalised by model.norm) and a deconvolution
+        assert mask_head is None and group_norms(normed) == group_norms(plain)
+        return
+    assert group_norms(mask_head) == 4 and group_norms(plain.roi_heads.mask_head) == 0
+    fpn_norms = group_norms(normed.backbone) - group_norms(plain.backbone)
+    assert fpn_norms == (8 if arch == "R50-FPN" else 0)  # 4 lateral + 4 output convs
+    with pytest.raises(FashionsegError, match="model.head_norm='bn'.*valid: none, gn"):
+        build_model(tiny_config(arch, head_norm="bn"), labels)
 
 
 def test_unknown_arch_lists_the_valid_ones(labels):

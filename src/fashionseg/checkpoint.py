@@ -38,6 +38,20 @@ def save_atomic(obj: dict[str, Any], path: str | Path) -> None:
         raise
 
 
+def write_text_atomic(path: str | Path, text: str) -> None:
+    """Write a text file through a temporary file and a rename, so readers never see half of it."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
 def load(path: str | Path, required: tuple[str, ...] = ("model",)) -> dict[str, Any]:
     """Read a checkpoint with ``weights_only=True`` (no arbitrary code) and check its entries."""
     path = Path(path)

@@ -67,6 +67,7 @@ class ModelConfig:
     depth: int = 50
     weights: str = "none"  # none | imagenet | coco | path to a fashionseg checkpoint
     norm: str = "auto"  # auto (frozen BN with pretrained weights, BN from scratch) | frozen_bn | bn | gn
+    head_norm: str = "none"  # none | gn: GroupNorm in the FPN and the mask-head convs (from-scratch recipe)
     trainable_backbone_layers: int = 3
     rpn_pre_nms_top_n_train: int = 2000
     rpn_post_nms_top_n_train: int = 1000
@@ -96,8 +97,10 @@ class SolverConfig:
     warmup_iters: int = 1000
     warmup_factor: float = 0.001
     clip_grad_norm: float | None = None
-    amp: bool = True  # mixed precision; only used on CUDA
+    amp: bool = True  # mixed precision: float16 on CUDA, bfloat16 on CPUs with native bf16 (precision.py)
     checkpoint_period: int = 5000
+    eval_period: int = 0  # evaluate on the val split every N iterations (learning_curve.jsonl); 0: never
+    eval_images: int | None = None  # the first N val images for those evaluations (None: all)
 
     @property
     def lr(self) -> float:

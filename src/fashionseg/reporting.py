@@ -216,6 +216,35 @@ def plot_losses(log: pd.DataFrame, title: str) -> Figure:
     return fig
 
 
+def read_learning_curve(run_dir: str | Path) -> pd.DataFrame:
+    """A run's ``learning_curve.jsonl``: validation AP by iteration and training seconds (empty table when
+    the run evaluated only at the end and has not been evaluated yet)."""
+    path = Path(run_dir) / "learning_curve.jsonl"
+    if not path.is_file():
+        return pd.DataFrame(columns=["iteration", "train_seconds", "bbox_AP", "segm_AP"])
+    return pd.DataFrame([json.loads(line) for line in path.read_text().splitlines() if line.strip()])
+
+
+def plot_learning_curves(curves: dict[str, pd.DataFrame], title: str) -> Figure:
+    """Validation box (dashed) and mask (solid) AP of each run against iterations and against training
+    wall-clock seconds: the equal-iterations and the equal-time comparison."""
+    fig = Figure(figsize=(10, 3.6), layout="constrained")
+    by_iteration, by_time = fig.subplots(1, 2, sharey=True)
+    for (name, curve), color in zip(curves.items(), sns.color_palette("deep"), strict=False):
+        if curve.empty:
+            continue
+        for key, style in (("segm_AP", "-"), ("bbox_AP", "--")):
+            label = f"{name} {'mask' if key == 'segm_AP' else 'box'}"
+            by_iteration.plot(
+                curve["iteration"], curve[key], style, color=color, marker="o", ms=3, label=label
+            )
+            by_time.plot(curve["train_seconds"] / 60, curve[key], style, color=color, marker="o", ms=3)
+    by_iteration.set(xlabel="iteration", ylabel="validation AP", title=title)
+    by_time.set(xlabel="training time (minutes, this machine)", title="against wall-clock time")
+    by_iteration.legend(fontsize="small", ncol=2)
+    return fig
+
+
 def metrics_table(metrics: dict[str, Any]) -> pd.DataFrame:
     """Box and mask rows; COCO AP, AP50, AP75, APs, APm, APl and the Fashionpedia AP^{IoU+F1} and AP^{F1}."""
     rows = {}

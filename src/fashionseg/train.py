@@ -15,6 +15,7 @@ was never interrupted (on the CPU; cuDNN kernels are not bit-deterministic).
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import math
 import os
@@ -31,7 +32,7 @@ import torch
 from torch.utils.data import DataLoader, Sampler
 from tqdm.auto import tqdm
 
-from fashionseg import checkpoint
+from fashionseg import checkpoint, precision
 from fashionseg.config import (
     RunConfig,
     add_override_argument,
@@ -47,6 +48,7 @@ from fashionseg.data.transforms import Resize
 from fashionseg.distributed import DistInfo, barrier, init_from_env, resolve_device, shutdown
 from fashionseg.errors import FashionsegError
 from fashionseg.models import build_model
+from fashionseg.precision import autocast_dtype
 
 
 class NonFiniteLossError(FashionsegError):
@@ -115,6 +117,34 @@ def _param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict[str,
     return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
 
 
+# the package's parts that decide what a training run produces: a change to any of them makes a finished
+# run stale (fashionseg study retrains it), a change elsewhere (app, trends, book) does not
+TRAINING_CODE = (
+    "config.py",
+    "checkpoint.py",
+    "precision.py",
+    "train.py",
+    "data",
+    "models",
+    "evaluation",
+    "presets",
+)
+
+
+def training_code_hash() -> str:
+    """SHA-256 over the source files of :data:`TRAINING_CODE` (paths and bytes, sorted): the code's
+    version as far as training results go, the same in every clone of one commit."""
+    package = Path(__file__).parent
+    digest = hashlib.sha256()
+    for part in TRAINING_CODE:
+        path = package / part
+        files = sorted(path.rglob("*")) if path.is_dir() else [path]
+        for f in files:
+            if f.is_file() and f.suffix in (".py", ".yaml", ".json"):
+                digest.update(f.relative_to(package).as_posix().encode() + b"\0" + f.read_bytes() + b"\0")
+    return digest.hexdigest()
+
+
 def environment(device: torch.device, cfg: RunConfig, world_size: int) -> dict[str, Any]:
     """What ran this: versions, device, seed, host and commit (written as ``env.json``)."""
     import torchvision
@@ -138,6 +168,7 @@ def environment(device: torch.device, cfg: RunConfig, world_size: int) -> dict[s
         "world_size": world_size,
         "seed": cfg.seed,
         "git_commit": commit or None,
+        "training_code": training_code_hash(),
         "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
 
@@ -229,10 +260,12 @@ def _train(cfg: RunConfig, resume: bool, show_progress: bool, info: DistInfo) ->
         optimizer,
         lambda it: lr_factor(it, solver.warmup_iters, solver.warmup_factor, solver.steps, solver.gamma),
     )
-    use_amp = solver.amp and device.type == "cuda"
-    scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
+    # float16 needs loss scaling; bfloat16 (the CPU's autocast dtype) has float32's range and does not
+    scaler = torch.amp.GradScaler("cuda", enabled=autocast_dtype(device, solver.amp) == torch.float16)
+    if info.is_main and show_progress:
+        print(precision.describe(device, solver.amp))
 
-    start_iter = 0
+    start_iter, train_seconds = 0, 0.0
     if resume and last_ckpt.exists():
         state = checkpoint.load(last_ckpt, required=("model", "optimizer", "scheduler", "iteration", "rng"))
         model.load_state_dict(state["model"])
@@ -240,6 +273,7 @@ def _train(cfg: RunConfig, resume: bool, show_progress: bool, info: DistInfo) ->
         scheduler.load_state_dict(state["scheduler"])
         scaler.load_state_dict(state["scaler"])
         start_iter = int(state["iteration"])
+        train_seconds = float(state.get("train_seconds", 0.0))
         checkpoint.set_rng_state(state["rng"][info.rank] if isinstance(state["rng"], list) else state["rng"])
     elif resume and info.is_main:
         print(f"resume: no checkpoint at {last_ckpt}; starting from iteration 0")
@@ -250,8 +284,10 @@ def _train(cfg: RunConfig, resume: bool, show_progress: bool, info: DistInfo) ->
         (run_dir / "env.json").write_text(json.dumps(environment(device, cfg, info.world_size), indent=2))
         if start_iter:
             _trim_metrics_log(metrics_log, start_iter)
+            _trim_metrics_log(run_dir / LEARNING_CURVE, start_iter)
         else:
             metrics_log.unlink(missing_ok=True)
+            (run_dir / LEARNING_CURVE).unlink(missing_ok=True)
 
     train_model = model
     if info.enabled:
@@ -294,9 +330,9 @@ def _train(cfg: RunConfig, resume: bool, show_progress: bool, info: DistInfo) ->
             for t in targets
         ]
 
-        with torch.autocast(device.type, enabled=use_amp):
+        with precision.autocast(device, solver.amp):
             loss_dict = train_model(images, targets)
-        losses = sum(loss_dict.values())
+        losses = sum(v.float() for v in loss_dict.values())
         loss_values = {k: float(v.detach()) for k, v in loss_dict.items()}
         total_loss = float(losses.detach())
         if not math.isfinite(total_loss):
@@ -323,12 +359,30 @@ def _train(cfg: RunConfig, resume: bool, show_progress: bool, info: DistInfo) ->
             if done % log_period == 0 or done == solver.max_iter:
                 toc = time.perf_counter()
                 seconds = (toc - tic) / (done - logged_iter)
+                train_seconds += toc - tic
                 tic, logged_iter = toc, done
-                record = {"iteration": done, "loss": total_loss, **loss_values, "lr": lr, "time": seconds}
+                record = {
+                    "iteration": done,
+                    "loss": total_loss,
+                    **loss_values,
+                    "lr": lr,
+                    "time": seconds,
+                    "train_seconds": round(train_seconds, 3),
+                }
                 with metrics_log.open("a") as f:
                     f.write(json.dumps(record) + "\n")
+        if solver.eval_period and done % solver.eval_period == 0 and done < solver.max_iter:
+            # the final point comes from evaluate_run; the clock restarts after, so evaluating is not
+            # counted as training time
+            pause = time.perf_counter()
+            if info.is_main:
+                elapsed = train_seconds + pause - tic
+                _evaluate_during_training(model, labels, cfg, device, done, elapsed, run_dir)
+            barrier(info)
+            tic += time.perf_counter() - pause
         if done % solver.checkpoint_period == 0 or done == solver.max_iter:
-            _save_training_state(last_ckpt, model, optimizer, scheduler, scaler, done, info)
+            elapsed = train_seconds + time.perf_counter() - tic
+            _save_training_state(last_ckpt, model, optimizer, scheduler, scaler, done, info, elapsed)
     progress.close()
 
     if info.is_main:
@@ -338,8 +392,50 @@ def _train(cfg: RunConfig, resume: bool, show_progress: bool, info: DistInfo) ->
     return run_dir
 
 
+def _evaluate_during_training(
+    model: torch.nn.Module,
+    labels: Any,
+    cfg: RunConfig,
+    device: torch.device,
+    iteration: int,
+    train_seconds: float,
+    run_dir: Path,
+) -> None:
+    """One learning-curve point: box and mask AP of the current weights on ``solver.eval_images`` val
+    images. Eval mode draws no random numbers, and the RNG state is restored anyway (exact resume)."""
+    from fashionseg.predict import Predictor
+
+    rng = checkpoint.rng_state()
+    tic = time.perf_counter()
+    model.eval()
+    try:
+        predictor = Predictor(model, labels, to_dict(cfg), device)
+        metrics, *_ = evaluate_predictor(
+            predictor, cfg.data, "val", max_images=cfg.solver.eval_images, show_progress=False
+        )
+    finally:
+        model.train()
+        checkpoint.set_rng_state(rng)
+    point = {
+        **curve_point(iteration, train_seconds, metrics),
+        "eval_seconds": round(time.perf_counter() - tic, 2),
+    }
+    _write_curve_point(run_dir, point)
+    tqdm.write(
+        f"iteration {iteration}: val box AP {point.get('bbox_AP', float('nan')):.1f}, "
+        f"mask AP {point.get('segm_AP', float('nan')):.1f}"
+    )
+
+
 def _save_training_state(
-    path: Path, model, optimizer, scheduler, scaler, iteration: int, info: DistInfo
+    path: Path,
+    model,
+    optimizer,
+    scheduler,
+    scaler,
+    iteration: int,
+    info: DistInfo,
+    train_seconds: float = 0.0,
 ) -> None:
     """Checkpoint with every process's RNG state (gathered to rank 0, which writes the file)."""
     rng = checkpoint.rng_state()
@@ -354,33 +450,31 @@ def _save_training_state(
             "scheduler": scheduler.state_dict(),
             "scaler": scaler.state_dict(),
             "iteration": iteration,
+            "train_seconds": train_seconds,
             "rng": rng,
         }
         checkpoint.save_atomic(state, path)
     barrier(info)
 
 
-def evaluate_run(
-    run_dir: str | Path,
+def evaluate_predictor(
+    predictor: Any,
+    data_cfg: Any,
     split: str = "val",
     batch_size: int = 4,
     max_images: int | None = None,
     show_progress: bool = True,
-) -> dict[str, Any]:
-    """Predict on a split with ``model_final.pt``; write ``predictions_<split>.json`` and ``metrics.json``.
+    iou_types: tuple[str, ...] = ("bbox", "segm"),
+) -> tuple[dict[str, Any], list[dict[str, Any]], float, int]:
+    """Predict a split with ``predictor`` and evaluate it: (metrics, COCO results, model seconds, images).
 
-    Returns the metrics dict (layout in ARCHITECTURE.md) with a ``speed`` entry: the median training
-    seconds per iteration from ``metrics.jsonl`` and the model's inference milliseconds per image.
+    The ground truth is cut to the predictor's categories and to the first ``max_images`` images.
     """
     from fashionseg.data.images import read_image
     from fashionseg.evaluation import evaluate
-    from fashionseg.predict import Predictor
 
-    run_dir = Path(run_dir)
-    cfg = read_config(run_dir / "config.yaml")
-    predictor = Predictor.from_checkpoint(run_dir / "model_final.pt", device=cfg.device)
-    annotations = cfg.data.path(getattr(cfg.data, f"{split}_annotations"))
-    images_dir = cfg.data.path(getattr(cfg.data, f"{split}_images"))
+    annotations = data_cfg.path(getattr(data_cfg, f"{split}_annotations"))
+    images_dir = data_cfg.path(getattr(data_cfg, f"{split}_images"))
     gt = json.loads(annotations.read_text())
     images = gt["images"][:max_images] if max_images else gt["images"]
     keep_cats = set(predictor.labels.category_ids)
@@ -393,7 +487,6 @@ def evaluate_run(
             a for a in gt["annotations"] if a["image_id"] in keep_imgs and a["category_id"] in keep_cats
         ],
     }
-
     results: list[dict[str, Any]] = []
     model_seconds = 0.0
     for start in tqdm(
@@ -401,6 +494,7 @@ def evaluate_run(
         desc=f"predict {split}",
         disable=not show_progress,
         dynamic_ncols=True,
+        leave=False,
     ):
         batch = images[start : start + batch_size]
         pil_images = [read_image(images_dir / im["file_name"]) for im in batch]
@@ -409,19 +503,73 @@ def evaluate_run(
         model_seconds += time.perf_counter() - tic
         for im, pred in zip(batch, preds, strict=True):
             results += predictor.to_coco_results(pred, im["id"])
-    (run_dir / f"predictions_{split}.json").write_text(json.dumps(results))
+    metrics = evaluate(gt, results, iou_types=iou_types, show_progress=False)
+    return metrics, results, model_seconds, len(images)
 
-    metrics = evaluate(gt, results, iou_types=("bbox", "segm"), show_progress=show_progress)
-    times = [
-        json.loads(line)["time"] for line in (run_dir / "metrics.jsonl").read_text().splitlines() if line
-    ]
+
+LEARNING_CURVE = "learning_curve.jsonl"
+
+
+def curve_point(iteration: int, train_seconds: float, metrics: dict[str, Any]) -> dict[str, Any]:
+    """One line of ``learning_curve.jsonl``: validation AP after ``iteration`` iterations and
+    ``train_seconds`` of training (evaluation time excluded)."""
+    point: dict[str, Any] = {"iteration": iteration, "train_seconds": round(train_seconds, 2)}
+    for iou_type in ("bbox", "segm"):
+        coco = metrics.get(iou_type, {}).get("coco", {})
+        for key in ("AP", "AP50", "AP75"):
+            if key in coco:
+                point[f"{iou_type}_{key}"] = coco[key]
+        iou_f1 = metrics.get(iou_type, {}).get("iou_f1", {})
+        if "AP" in iou_f1:
+            point[f"{iou_type}_AP_iou_f1"] = iou_f1["AP"]
+    return point
+
+
+def _write_curve_point(run_dir: Path, point: dict[str, Any]) -> None:
+    """Add (or replace) the learning-curve point of ``point['iteration']``, keeping the file sorted."""
+    path = run_dir / LEARNING_CURVE
+    points = [json.loads(line) for line in path.read_text().splitlines() if line] if path.exists() else []
+    points = sorted(
+        [p for p in points if p["iteration"] != point["iteration"]] + [point], key=lambda p: p["iteration"]
+    )
+    checkpoint.write_text_atomic(path, "".join(json.dumps(p) + "\n" for p in points))
+
+
+def evaluate_run(
+    run_dir: str | Path,
+    split: str = "val",
+    batch_size: int = 4,
+    max_images: int | None = None,
+    show_progress: bool = True,
+) -> dict[str, Any]:
+    """Predict on a split with ``model_final.pt``; write ``predictions_<split>.json`` and ``metrics.json``.
+
+    Returns the metrics dict (layout in ARCHITECTURE.md) with a ``speed`` entry: the median training
+    seconds per iteration from ``metrics.jsonl`` and the model's inference milliseconds per image. The
+    result is also the last point of the run's learning curve (``learning_curve.jsonl``).
+    """
+    from fashionseg.predict import Predictor
+
+    run_dir = Path(run_dir)
+    cfg = read_config(run_dir / "config.yaml")
+    predictor = Predictor.from_checkpoint(run_dir / "model_final.pt", device=cfg.device)
+    metrics, results, model_seconds, n_images = evaluate_predictor(
+        predictor, cfg.data, split, batch_size, max_images, show_progress
+    )
+    (run_dir / f"predictions_{split}.json").write_text(json.dumps(results))
+    log = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines() if line]
+    times = [r["time"] for r in log]
     metrics["speed"] = {
         "train_s_per_iter": float(np.median(times[1:] if len(times) > 1 else times)) if times else None,
-        "inference_ms_per_image": 1000 * model_seconds / max(1, len(images)),
+        "inference_ms_per_image": 1000 * model_seconds / max(1, n_images),
         "device": str(predictor.device),
-        "images": len(images),
+        "images": n_images,
     }
-    (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=1))
+    checkpoint.write_text_atomic(run_dir / "metrics.json", json.dumps(metrics, indent=1))
+    if split == "val" and log and log[-1]["iteration"] == cfg.solver.max_iter:
+        _write_curve_point(
+            run_dir, curve_point(cfg.solver.max_iter, log[-1].get("train_seconds", 0.0), metrics)
+        )
     return metrics
 
 

@@ -41,7 +41,7 @@ from tqdm.auto import tqdm
 from fashionseg.config import DataConfig
 from fashionseg.data.ontology import ontology_json
 
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2
 SPLITS = ("train", "val")
 
 # Fashionpedia category ids
@@ -68,6 +68,11 @@ SLEEVELESS, SHORT_SLEEVE, WRIST_LENGTH = 156, 157, 160
 SLEEVE_END = {SHORT_SLEEVE: 0.36, WRIST_LENGTH: 0.93}  # sleeve end, as a fraction of the arm
 A_LINE, PENCIL, STRAIGHT, WIDE_LEG = 129, 127, 128, 132  # silhouette
 ROUND_NECK, V_NECK = 182, 183  # neckline type
+
+# figure height in image sides: a single figure fills the frame (garments are medium and large objects, only
+# parts and accessories small, as in Fashionpedia's photos); two figures stand side by side
+ZOOM_SINGLE = (1.2, 2.5)
+ZOOM_PAIR = (1.0, 1.5)
 
 MIN_VISIBLE_FRACTION = 0.15  # drop an instance showing less than this share of its shape
 
@@ -438,7 +443,7 @@ def _paint_shoes(scene: _Scene, rng: np.random.Generator, b: _Body) -> None:
     size, u = scene.size, b.u
     color = _flat(_hsv(rng.uniform(), rng.uniform(0.2, 0.9), rng.uniform(0.05, 0.45)), size)
     for side, (_, ankle) in zip((-1, 1), b.legs, strict=True):
-        shoe = _ellipse(size, ankle[0] + side * 0.015 * u, b.top + 0.965 * u, 0.05 * u, 0.03 * u)
+        shoe = _ellipse(size, ankle[0] + side * 0.02 * u, b.top + 0.96 * u, 0.06 * u, 0.035 * u)
         scene.garment(shoe, color, SHOE, [])
 
 
@@ -505,17 +510,20 @@ def render_image(
     yy, xx = np.mgrid[0:size, 0:size].astype(np.float32)
     grid = (yy, xx)
     scene = _Scene(_background(rng, size, grid), np.full((size, size), -1, dtype=np.int32))
-    if rng.uniform() < 0.55:
-        u = size * rng.uniform(0.78, 0.93)
-        placements = [(size * rng.uniform(0.35, 0.65), u)]
+    if rng.uniform() < 0.6:
+        # one figure, framed as in a fashion photo: from the whole figure to a close-up of part of it
+        u = size * rng.uniform(*ZOOM_SINGLE)
+        placements = [(size * rng.uniform(0.38, 0.62), u)]
     else:
-        u0, u1 = size * rng.uniform(0.62, 0.85, 2)
-        x0 = size * rng.uniform(0.2, 0.38)
-        placements = [(x0, u0), (x0 + size * rng.uniform(0.26, 0.45), u1)]
+        u0, u1 = size * rng.uniform(*ZOOM_PAIR, 2)
+        x0 = size * rng.uniform(0.22, 0.36)
+        placements = [(x0, u0), (x0 + size * rng.uniform(0.3, 0.45), u1)]
         if rng.uniform() < 0.5:
             placements.reverse()
     for cx, u in placements:
-        top = rng.uniform(0.06 * u, size - 1.0 * u)
+        # the head top inside the frame (0.06 u below its edge) down to the feet at the bottom edge
+        head_in, feet_in = 0.06 * u, size - 0.98 * u
+        top = rng.uniform(min(head_in, feet_in), max(head_in, feet_in))
         _dress_figure(scene, rng, _make_body(rng, cx, top, u), grid)
     pixels = np.clip(scene.pixels * 255 + 0.5, 0, 255).astype(np.uint8)
     return pixels, scene.visible_instances()

@@ -37,7 +37,11 @@ class AttributePredictor(nn.Module):
 
 
 def attribute_loss(logits: Tensor, targets: Tensor, valid: Tensor) -> Tensor:
-    """Sigmoid cross-entropy averaged over the valid RoIs and all attributes.
+    """Sigmoid cross-entropy summed over the attributes and averaged over the valid RoIs.
+
+    Summed, not averaged, over the attributes: a garment carries two or three of the 294, and a mean over
+    all of them divides each present attribute's gradient by 294 (measured: the head then never scored an
+    attribute above 0.5 in 600 iterations, and AP^IoU+F1 stayed 0).
 
     Args:
         logits: [R, A] attribute logits of the sampled RoIs.
@@ -45,12 +49,14 @@ def attribute_loss(logits: Tensor, targets: Tensor, valid: Tensor) -> Tensor:
         valid: [R] bool, RoIs that train attributes (foreground, category with attributes).
 
     Returns:
-        A scalar: ``mean(BCE(logits[valid], targets[valid]))``; ``0 * logits.sum()`` when no RoI is valid,
+        A scalar: ``sum(BCE(logits[valid], targets[valid])) / valid.sum()``; ``0 * logits.sum()`` when no
+        RoI is valid,
         so the head stays in the autograd graph (DistributedDataParallel needs every parameter used).
     """
     if not bool(valid.any()):
         return logits.sum() * 0.0
-    return F.binary_cross_entropy_with_logits(logits[valid], targets[valid].to(logits.dtype))
+    bce = F.binary_cross_entropy_with_logits(logits[valid].float(), targets[valid].float(), reduction="sum")
+    return bce / valid.sum()
 
 
 def attribute_targets(matched_idxs: list[Tensor], gt_attributes: list[Tensor], num_attributes: int) -> Tensor:

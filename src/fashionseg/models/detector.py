@@ -30,6 +30,7 @@ from fashionseg.models.backbones import (
     SingleFeatureBackbone,
     build_resnet,
     dilate_res5,
+    group_norm,
     stage_channels,
 )
 from fashionseg.models.roi_heads import AttributeRoIHeads, Res5RoIHeads, SingleLevelRoIAlign
@@ -166,6 +167,16 @@ def _single_level_anchors() -> AnchorGenerator:
     return AnchorGenerator((SIZES,), (ASPECT_RATIOS,))
 
 
+def head_norm_layer(cfg: ModelConfig) -> Callable[[int], nn.Module] | None:
+    """The normalisation of the FPN and mask-head convolutions: none (detectron2's default) or GroupNorm
+    (``model.head_norm=gn``, as its from-scratch GN configs; the box head keeps its two FC layers)."""
+    if cfg.head_norm == "none":
+        return None
+    if cfg.head_norm == "gn":
+        return group_norm
+    raise FashionsegError(f"model.head_norm={cfg.head_norm!r} is not a head normalisation; valid: none, gn")
+
+
 def build_fpn(
     resnet: ResNet, cfg: ModelConfig, labels: LabelSpace
 ) -> tuple[nn.Module, RegionProposalNetwork, AttributeRoIHeads]:
@@ -176,6 +187,7 @@ def build_fpn(
         return_layers={f"layer{i + 1}": name for i, name in enumerate(FPN_LEVELS)},
         in_channels_list=stage_channels(resnet),
         out_channels=FPN_CHANNELS,
+        norm_layer=head_norm_layer(cfg),
     )
     anchors = AnchorGenerator(tuple((s,) for s in SIZES), (ASPECT_RATIOS,) * len(SIZES))
     roi_heads = _roi_heads(
@@ -186,7 +198,9 @@ def build_fpn(
         box_roi_pool=MultiScaleRoIAlign(FPN_LEVELS, output_size=7, sampling_ratio=2),
         box_head=TwoMLPHead(FPN_CHANNELS * 7 * 7, BOX_HEAD_DIM),
         mask_roi_pool=MultiScaleRoIAlign(FPN_LEVELS, output_size=14, sampling_ratio=2),
-        mask_head=MaskRCNNHeads(FPN_CHANNELS, [MASK_HEAD_DIM] * 4, dilation=1),
+        mask_head=MaskRCNNHeads(
+            FPN_CHANNELS, [MASK_HEAD_DIM] * 4, dilation=1, norm_layer=head_norm_layer(cfg)
+        ),
         mask_predictor=MaskRCNNPredictor(MASK_HEAD_DIM, MASK_HEAD_DIM, labels.num_classes),
     )
     return backbone, _rpn(cfg, anchors, FPN_CHANNELS), roi_heads
@@ -227,7 +241,9 @@ def build_dc5(
         box_roi_pool=SingleLevelRoIAlign("res5", 7, STRIDE16),
         box_head=TwoMLPHead(res5_channels * 7 * 7, BOX_HEAD_DIM),
         mask_roi_pool=SingleLevelRoIAlign("res5", 14, STRIDE16),
-        mask_head=MaskRCNNHeads(res5_channels, [MASK_HEAD_DIM] * 4, dilation=1),
+        mask_head=MaskRCNNHeads(
+            res5_channels, [MASK_HEAD_DIM] * 4, dilation=1, norm_layer=head_norm_layer(cfg)
+        ),
         mask_predictor=MaskRCNNPredictor(MASK_HEAD_DIM, MASK_HEAD_DIM, labels.num_classes),
     )
     return backbone, _rpn(cfg, _single_level_anchors(), res5_channels), roi_heads
