@@ -14,7 +14,7 @@ from fashionseg.data import ontology
 from fashionseg.errors import FashionsegError
 from fashionseg.evaluation import cli as evaluation_cli
 from fashionseg.evaluation import evaluate, write_metrics
-from fashionseg.evaluation.results import malformed_rle_counts
+from fashionseg.evaluation.results import check_predictions, malformed_rle_counts
 
 ATTRIBUTE_IDS = [a["id"] for a in ontology.ontology_json()["attributes"]]
 HEIGHT, WIDTH = 60, 80
@@ -163,6 +163,41 @@ def test_malformed_rle_counts_agrees_with_pycocotools_decoding() -> None:
     expected = [_reference_malformed(s, int(p)) for s, p in zip(random_strings, random_pixels, strict=True)]
     assert malformed_rle_counts(random_strings, random_pixels).tolist() == expected
     assert 0 < sum(expected) < len(expected)  # the random strings hold both kinds
+
+
+def test_malformed_rle_counts_over_many_chunks() -> None:
+    """Long strings (large masks) are checked chunk by chunk; a bad one is found in any chunk."""
+    rng = np.random.default_rng(1)
+    counts, pixels = [], []
+    for _ in range(120):
+        h, w = (int(v) for v in rng.integers(200, 700, 2))
+        mask = np.zeros((h, w), dtype=np.uint8)
+        y, x = (int(v) for v in rng.integers(0, 150, 2))
+        mask[y : y + int(rng.integers(1, h - y)), x : x + int(rng.integers(1, w - x))] = 1
+        mask[rng.random((h, w)) < 0.01] ^= 1  # many runs, some over 16 pixels apart
+        counts.append(mask_utils.encode(np.asfortranarray(mask))["counts"])
+        pixels.append(h * w)
+    assert sum(map(len, counts)) > 4 * 65536
+    assert not malformed_rle_counts(counts, np.array(pixels)).any()
+    broken = {7: counts[7][:-1], 50: counts[50] + b"1", 119: counts[119][:10] + b"~" + counts[119][11:]}
+    for index, text in broken.items():
+        counts[index] = text
+    expected = [_reference_malformed(c, p) for c, p in zip(counts, pixels, strict=True)]
+    assert [i for i, bad in enumerate(expected) if bad] == sorted(broken)
+    assert malformed_rle_counts(counts, np.array(pixels)).tolist() == expected
+
+
+def test_the_check_decodes_pycocotools_mask_areas(gt: dict) -> None:
+    """The RLE check decodes every mask; its areas (the segm area ranges) are pycocotools' ``area``."""
+    rng = np.random.default_rng(2)
+    preds = []
+    for _ in range(300):
+        mask = (rng.random((HEIGHT, WIDTH)) < rng.random() ** 2).astype(np.uint8)
+        rle = mask_utils.encode(np.asfortranarray(mask))
+        preds.append(_good(segmentation={"size": [HEIGHT, WIDTH], "counts": rle["counts"].decode()}))
+    checked = check_predictions(preds, gt, ("segm",))
+    expected = [float(mask_utils.area(p["segmentation"])) for p in preds]
+    assert checked.segmentation_area.tolist() == expected
 
 
 def _cli(*argv: str) -> int:

@@ -23,6 +23,7 @@ from fashionseg.evaluation.attribute_ap import (
     attribute_f1_matrix,
     match_detections,
     precision_recall,
+    recall_steps,
 )
 
 ATTRIBUTE_IDS = [a["id"] for a in ontology.ontology_json()["attributes"]]
@@ -295,12 +296,13 @@ def _pycocotools_stats(gt_path, results, iou_type: str) -> np.ndarray:
 
 
 def test_coco_part_equals_pycocotools_stats(tmp_path) -> None:
+    """Exactly: the fast COCO part reduces the same curves as pycocotools (tests/test_coco_fast.py)."""
     gt_path, pred_path = _random_files(tmp_path, with_box_in_segm=True)
     ours = evaluate(gt_path, pred_path, iou_types=("bbox",), show_progress=False)["bbox"]["coco"]
-    assert list(ours.values()) == pytest.approx(list(_pycocotools_stats(gt_path, str(pred_path), "bbox")))
+    assert list(ours.values()) == list(_pycocotools_stats(gt_path, str(pred_path), "bbox"))
     gt_path, segm_path = _random_files(tmp_path, with_box_in_segm=False)
     ours = evaluate(gt_path, segm_path, iou_types=("segm",), show_progress=False)["segm"]["coco"]
-    assert list(ours.values()) == pytest.approx(list(_pycocotools_stats(gt_path, str(segm_path), "segm")))
+    assert list(ours.values()) == list(_pycocotools_stats(gt_path, str(segm_path), "segm"))
 
 
 def test_mask_ap_uses_mask_area_for_size_ranges(tmp_path) -> None:
@@ -360,3 +362,10 @@ def test_precision_recall_equals_cocoeval_accumulate() -> None:
             assert recall[x, -1] == final
             top10 = rank < 10
             assert recall[x, 1] == _coco_curve(tps[top10, x], state[top10, x] == 1, int(num_gt[x]))[1]
+
+
+def test_recall_steps_equal_cocoeval_searchsorted() -> None:
+    """The true positives each recall threshold needs, as COCOeval finds them on tp / num_gt."""
+    counts = np.r_[np.arange(1, 3001), [9999, 10007, 65536, 123457]]
+    expected = [np.searchsorted(np.arange(c + 1) / c, RECALL_THRESHOLDS, side="left") for c in counts]
+    assert np.array_equal(recall_steps(counts), np.stack(expected))

@@ -1,4 +1,4 @@
-"""Evaluation: COCO AP (pycocotools) and Fashionpedia's attribute-aware AP^IoU+F1, on the 0-100 scale.
+"""Evaluation: COCO AP and Fashionpedia's attribute-aware AP^IoU+F1, on the 0-100 scale.
 
 ``evaluate(gt, predictions)`` returns the metrics.json layout of ARCHITECTURE.md::
 
@@ -8,8 +8,9 @@
      "per_category": {name: {"bbox_AP", "bbox_AP_iou", "bbox_AP_iou_f1", "bbox_AP_f1", "segm_AP", ...}},
      "per_supercategory": {"outerwear" | "accessory" | "part": {same keys}}}
 
-``coco`` is pycocotools' ``COCOeval``; ``iou_f1``, ``iou`` and ``f1`` are the three families of the official
-Fashionpedia evaluator (:mod:`fashionseg.evaluation.attribute_ap`). ``<type>_AP`` in the per-category and
+``coco`` is pycocotools' ``COCOeval``'s numbers (:mod:`fashionseg.evaluation.coco`); ``iou_f1``, ``iou`` and
+``f1`` are the three families of the official Fashionpedia evaluator. Both come from one vectorised pass over
+the same IoUs (:mod:`fashionseg.evaluation.attribute_ap`). ``<type>_AP`` in the per-category and
 per-supercategory tables is COCO's AP, the others the families' AP; the IoU+F1 and F1 keys are absent where
 no category carries attributes. A value is None (JSON null) where there is no ground truth to score, as
 pycocotools' -1; with ground truth but no predictions it is 0.0.
@@ -22,14 +23,14 @@ group the categories whose id and name are Fashionpedia's by the ontology's ``ev
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import json
 import os
 import tempfile
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
-
-from tqdm.auto import tqdm
 
 from fashionseg.data import ontology
 from fashionseg.evaluation.attribute_ap import (
@@ -40,8 +41,8 @@ from fashionseg.evaluation.attribute_ap import (
     summary_value,
     supercategory_has_attributes,
 )
-from fashionseg.evaluation.coco import coco_evaluate
-from fashionseg.evaluation.results import load_ground_truth, load_predictions
+from fashionseg.evaluation.coco import coco_result
+from fashionseg.evaluation.results import check_predictions, load_ground_truth
 
 __all__ = ["attribute_f1_matrix", "evaluate", "eval_supercategories", "write_metrics"]
 
@@ -59,6 +60,17 @@ def evaluate(
     Bad input raises :class:`fashionseg.errors.FashionsegError` naming the entry. Returns the layout in the
     module docstring, 0-100 scale.
     """
+    with _collector_paused():
+        return _evaluate(gt, predictions, iou_types, attribute_category_ids, show_progress)
+
+
+def _evaluate(
+    gt: str | Path | dict[str, Any],
+    predictions: str | Path | Sequence[dict[str, Any]],
+    iou_types: Sequence[str],
+    attribute_category_ids: Iterable[int] | None,
+    show_progress: bool,
+) -> dict[str, Any]:
     iou_types = (iou_types,) if isinstance(iou_types, str) else tuple(iou_types)
     attribute_ids = (
         ontology.attribute_category_ids() if attribute_category_ids is None else tuple(attribute_category_ids)
@@ -66,24 +78,16 @@ def evaluate(
     gt = load_ground_truth(gt, iou_types, attribute_ids)
     category_ids = sorted(c["id"] for c in gt["categories"])
     scored = set(attribute_ids) & set(category_ids)
-    predictions = load_predictions(predictions, gt, iou_types, require_attribute_ids=bool(scored))
+    predictions = check_predictions(predictions, gt, iou_types, require_attribute_ids=bool(scored))
     names = {c["id"]: c["name"] for c in gt["categories"]}
     supercategories = eval_supercategories(gt["categories"])
 
     metrics: dict[str, Any] = {}
     per_category: dict[str, dict[str, float | None]] = {names[c]: {} for c in category_ids}
     per_supercategory: dict[str, dict[str, float | None]] = {name: {} for name in supercategories}
-    with tqdm(total=len(iou_types) + 1, desc="evaluate", disable=not show_progress) as stages:
-        cocos = {}
-        for iou_type in iou_types:
-            stages.set_postfix_str(f"COCO {iou_type}")
-            cocos[iou_type] = coco_evaluate(gt, predictions, iou_type)
-            stages.update()
-        stages.set_postfix_str("AP^IoU+F1")
-        accumulations = accumulate(gt, predictions, iou_types, scored, show_progress)
-        stages.update()
+    accumulations = accumulate(gt, predictions, iou_types, scored, show_progress)
     for iou_type, acc in accumulations.items():
-        coco = cocos[iou_type]
+        coco = coco_result(acc.coco_precision, acc.coco_recall, acc.category_ids)
         metrics[iou_type] = {"coco": coco.metrics()} | {
             family: _percent(family_metrics(acc, family, supercategories)) for family in FAMILIES
         }
@@ -95,6 +99,23 @@ def evaluate(
                 if family == "iou" or supercategory_has_attributes(acc, members):
                     table[f"{iou_type}_AP_{family}"] = _percent_value(summary_value(acc, family, members))
     return metrics | {"per_category": per_category, "per_supercategory": per_supercategory}
+
+
+@contextlib.contextmanager
+def _collector_paused() -> Iterator[None]:
+    """Python's cyclic garbage collector off for the duration (and back on after, if it was on).
+
+    Reading the files makes millions of dicts and lists; each full collection then walks them all, and
+    allocations trigger several: a fifth of evaluate()'s time with 100 detections an image. The evaluation
+    makes no reference cycles, so collecting can wait until it is done.
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def eval_supercategories(categories: Sequence[dict[str, Any]]) -> dict[str, tuple[int, ...]]:

@@ -20,18 +20,29 @@ its definition exactly and computes it with numpy:
 The work is vectorised over the 11 x 11 thresholds and 4 area ranges at once, and over image-category pairs
 bucketed by their numbers of detections and ground truths (the F1 matrices of a bucket are one matrix
 product; a bucket's pairs are matched together, detection after detection, or at once when they have one
-ground truth). Precision is read at the true positives only; nothing loops over detections of a category.
+ground truth). Only detections in a pair with ground truth enter the per-threshold tables (the others are
+false positives, or ignored outside an area range, whatever the thresholds), and all categories' curves are
+read out together, at the true positives only: nothing loops over categories or detections.
+
+COCO's AP (pycocotools' ``COCOeval``) comes out of the same pass, from the same IoUs: it is every category
+matched by COCO's matcher, which the categories without attributes already are; only the categories with
+attributes are matched once more, by IoU alone. Its curves are laid out as ``COCOeval.eval``'s, so that
+:mod:`fashionseg.evaluation.coco` summarises them with pycocotools' own reductions and gets its exact floats.
+Box IoUs are computed here with pycocotools' own float operations; mask IoUs by pycocotools, once an image.
 """
 
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
+from itertools import chain
 from typing import Any
 
 import numpy as np
 from pycocotools import mask as mask_utils
 from tqdm.auto import tqdm
+
+from fashionseg.evaluation.results import Predictions
 
 # Exactly pycocotools' thresholds (np.linspace, not np.arange, whose points drift) plus FPEval's -1 entry.
 IOU_THRESHOLDS = np.append(np.linspace(0.5, 0.95, 10), -1.0)
@@ -45,6 +56,7 @@ SUPERCATEGORY_KEYS = {"outerwear": "APo", "accessory": "APa", "part": "APp"}
 _AREA_LOW = np.array([lo for lo, _ in AREA_RANGES.values()], dtype=np.float64)
 _AREA_HIGH = np.array([hi for _, hi in AREA_RANGES.values()], dtype=np.float64)
 _CURVE_CHUNK = 1 << 22  # detections x curves handled at once in accumulate
+_CURVES_AT_ONCE = 512  # curves whose precision is read out together
 
 
 @dataclass(frozen=True)
@@ -56,12 +68,18 @@ class Accumulation:
     ranges (all, small, medium, large) and detection limits (1, 10, 100); -1 where a category has no ground
     truth in that area. Precision is kept at 100 detections only, the one limit FPEval's AP summaries read.
     Categories without attributes (``with_attributes`` [K] False) fill only Tf = -1.
+
+    ``coco_precision`` [T=10, R, K, A] and ``coco_recall`` [T, K, A, M] are ``COCOeval.eval``'s precision
+    (at 100 detections, the one limit its AP summaries read) and recall: every category matched by IoU
+    alone, crowd regions many times.
     """
 
     precision: np.ndarray
     recall: np.ndarray
     category_ids: tuple[int, ...]
     with_attributes: np.ndarray
+    coco_precision: np.ndarray
+    coco_recall: np.ndarray
 
 
 def attribute_f1_matrix(dt_attributes: np.ndarray, gt_attributes: np.ndarray) -> np.ndarray:
@@ -113,10 +131,12 @@ def match_detections(
         if f1s is not None:
             ok = ok & (f1s[:, :, :, None, None] >= start_f1)
         ok = np.broadcast_to(ok, (num_pairs, num_dt, *shape[1:]))
-        first = np.cumsum(ok, axis=1) == 1
+        first = (np.arange(num_dt)[None, :, None, None, None] == np.argmax(ok, axis=1)[:, None]) & ok
         matched = ok & (first | gt_reusable[:, None, :, None, None])
         on_ignored = matched & gt_ignore[:, None, :, None, :]
         return matched & ~gt_id_zero[:, None, :, None, None], on_ignored
+    if f1s is None:
+        return _match_by_iou(ious, gt_ignore, gt_reusable, gt_id_zero)
     if num_areas > 1:
         # Area ranges that ignore the same ground truths of a pair match alike (often "all" and the range
         # holding them all): match each (pair, ignore pattern) once, as a pair with a single area range.
@@ -174,6 +194,40 @@ def match_detections(
     return matched.transpose(1, 0, 2, 3, 4), on_ignored.transpose(1, 0, 2, 3, 4)
 
 
+def _match_by_iou(
+    ious: np.ndarray, gt_ignore: np.ndarray, gt_reusable: np.ndarray, gt_id_zero: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """COCOeval's matching for :func:`match_detections`, all ground truths of a detection at once.
+
+    COCO's scan keeps the free ground truth of highest IoU at or above the threshold, the later one of a tie,
+    among the ones not ignored, or among the ignored ones when no other qualifies: an argmax, where FPEval's
+    two-sided rule needs the scan.
+    """
+    num_pairs, num_dt, num_gt = ious.shape
+    shape = (num_pairs, len(IOU_THRESHOLDS), 1, gt_ignore.shape[2])
+    start_iou = np.minimum(IOU_THRESHOLDS, 1 - 1e-10)[None, None, :, None, None]  # [1, 1, Ti, 1, 1]
+    ignore = gt_ignore[:, :, None, None, :]  # [P, G, 1, 1, A]
+    reusable = gt_reusable[:, :, None, None, None]
+    id_zero = gt_id_zero[:, :, None, None, None]
+    scan = np.arange(num_gt)[None, :, None, None, None]
+    free = np.ones((num_pairs, num_gt, *shape[1:]), dtype=bool)
+    matched = np.zeros((num_pairs, num_dt, *shape[1:]), dtype=bool)
+    on_ignored = np.zeros_like(matched)
+    for d in range(num_dt):
+        iou = ious[:, d, :, None, None, None]  # [P, G, 1, 1, 1]
+        ok = (iou >= start_iou) & free
+        regular = ok & ~ignore
+        any_regular = regular.any(axis=1)
+        pool = np.where(any_regular[:, None], regular, ok)
+        found = pool.any(axis=1)
+        best = num_gt - 1 - np.argmax(np.where(pool, iou, -np.inf)[:, ::-1], axis=1)  # the later of a tie
+        took = (scan == best[:, None]) & found[:, None]
+        free &= ~took | reusable
+        matched[:, d] = found & ~(took & id_zero).any(axis=1)
+        on_ignored[:, d] = found & ~any_regular
+    return matched, on_ignored
+
+
 def _in_scan_order(values: np.ndarray, order: np.ndarray) -> np.ndarray:
     """[P, D, G] pair values -> [D, J, P, 1, 1, A]: ground truths in scan order ``order`` [P, G, A]."""
     ordered = np.take_along_axis(values[..., None], order[:, None], 2)  # [P, D, J, A]
@@ -190,49 +244,95 @@ def precision_recall(
     detection's place in its image's list, ``num_gt`` int [X] > 0 ground truths per curve.
     Returns precision [X, R=101] (at 100 detections) and recall [X, M=3] (at 1, 10, 100 detections), the
     same floats as ``COCOeval.accumulate``.
-
-    Only true positives are visited: precision rises only at them, so COCO's running maximum from the right
-    read at the first detection reaching a recall is the maximum over that and the later true positives.
     """
-    num_curves, n = tps.shape
     curve, row = np.nonzero(tps)  # true positives, curve after curve, by rank
-    found = np.bincount(curve, minlength=num_curves)
+    seen = np.cumsum(~neutral, axis=1, dtype=np.int32)[curve, row]  # = tp + fp there
+    return curves_at_true_positives(curve, rank[row], seen, num_gt)
+
+
+def curves_at_true_positives(
+    curve: np.ndarray, rank: np.ndarray, seen: np.ndarray, num_gt: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`precision_recall` from the true positives alone: their curve, rank and detections seen.
+
+    ``curve`` int [t] sorted (each curve's true positives together, by decreasing score), ``rank`` [t] their
+    places in their images' lists, ``seen`` [t] the true and false positives of their curve up to and
+    including them; ``num_gt`` int [X] ground truths per curve. Curves without ground truth get -1.
+
+    Precision rises only at true positives, so COCO's running maximum from the right, read at the first
+    detection reaching a recall, is the maximum over that and the later true positives: the maxima of the
+    stretches between the thresholds' true positives (one ``maximum.reduceat``), then a running maximum
+    over the 101 thresholds.
+    """
+    num_curves = num_gt.size
+    precision = -np.ones((num_curves, len(RECALL_THRESHOLDS)))
+    recall = -np.ones((num_curves, len(MAX_DETECTIONS)))
+    scored = np.flatnonzero(num_gt > 0)  # true positives need ground truth: all of them are on these
+    if not scored.size:
+        return precision, recall
+    compact = np.zeros(num_curves, dtype=np.int64)
+    compact[scored] = np.arange(scored.size)
+    curve = compact[curve]
+    num_gt = num_gt[scored]
+    found = np.bincount(curve, minlength=scored.size)
     first = np.r_[0, np.cumsum(found)[:-1]]
     k = np.arange(curve.size) - first[curve] + 1  # the k-th true positive of its curve
-    seen = np.cumsum(~neutral, axis=1, dtype=np.int32)[curve, row].astype(np.float64)  # = tp + fp there
-    at_tp = np.zeros((num_curves, max(int(found.max(initial=0)), 1)))
-    at_tp[curve, k - 1] = k / (seen + np.spacing(1))
-    at_tp = np.maximum.accumulate(at_tp[:, ::-1], axis=1)[:, ::-1]
+    value = k / (np.asarray(seen, dtype=np.float64) + np.spacing(1))
     # COCO takes the first detection whose recall tp/num_gt reaches each threshold: x -> x/num_gt is monotone
     # in floating point, so that is the need-th true positive, need being the smallest count that reaches
     # it (the first detection for need 0; none, precision 0, when the curve has fewer).
-    need = np.empty((num_curves, len(RECALL_THRESHOLDS)), dtype=np.int64)
-    for count in np.unique(num_gt):
-        need[num_gt == count] = np.searchsorted(np.arange(count + 1) / count, RECALL_THRESHOLDS, side="left")
-    picked = at_tp[np.arange(num_curves)[:, None], np.clip(need - 1, 0, at_tp.shape[1] - 1)]
-    precision = np.where(need <= found[:, None], picked, 0.0)
-    top = [np.bincount(curve[rank[row] < m], minlength=num_curves) for m in MAX_DETECTIONS[:-1]]
-    return precision, np.stack([*top, found], axis=1) / num_gt[:, None]
+    counts, which = np.unique(num_gt, return_inverse=True)
+    need = recall_steps(counts)[which.ravel()]  # [curves, R]
+    out = np.zeros((scored.size, len(RECALL_THRESHOLDS)))
+    active = np.flatnonzero(found)  # curves without a true positive keep precision 0
+    if active.size:
+        size = found[active, None]
+        start = first[active, None] + np.clip(need[active] - 1, 0, size - 1)  # non-decreasing, in range
+        suffix = np.maximum.reduceat(value, start.ravel()).reshape(start.shape).T.copy()  # [R, curves]
+        for r in range(len(RECALL_THRESHOLDS) - 2, -1, -1):  # a row at a time: 3x numpy's accumulate here
+            np.maximum(suffix[r], suffix[r + 1], out=suffix[r])
+        out[active] = np.where(need[active] <= size, suffix.T, 0.0)
+    precision[scored] = out
+    top = [np.bincount(curve[rank < m], minlength=scored.size) for m in MAX_DETECTIONS[:-1]]
+    recall[scored] = np.stack([*top, found], axis=1) / num_gt[:, None]
+    return precision, recall
+
+
+def recall_steps(counts: np.ndarray) -> np.ndarray:
+    """int [U, R]: for each ground-truth count c > 0, the fewest true positives k with k / c >= each recall
+    threshold, in float64 as COCOeval's ``searchsorted(tp / c, recall_thresholds)`` compares them."""
+    c = np.asarray(counts, dtype=np.int64)[:, None]
+    k = np.clip(np.ceil(RECALL_THRESHOLDS * c).astype(np.int64), 0, c)  # off by one at most: rounding
+    while True:
+        lower = (k > 0) & ((k - 1) / c >= RECALL_THRESHOLDS)
+        higher = (k < c) & (k / c < RECALL_THRESHOLDS)
+        if not (lower.any() or higher.any()):
+            return k
+        k = k - lower + higher
 
 
 def accumulate(
     gt: dict[str, Any],
-    predictions: Sequence[dict[str, Any]],
+    predictions: Predictions | Sequence[dict[str, Any]],
     iou_types: Sequence[str],
     attribute_category_ids: Collection[int],
     show_progress: bool = False,
 ) -> dict[str, Accumulation]:
-    """FPEval's ``evaluate`` + ``accumulate`` of checked ``predictions`` against the annotation dict ``gt``.
+    """FPEval's and COCOeval's ``evaluate`` + ``accumulate`` of checked ``predictions`` against ``gt``.
 
-    One :class:`Accumulation` per IoU type of ``iou_types`` ("bbox": box IoU and area; "segm": mask IoU
-    and area); ``attribute_category_ids`` are the categories matched on IoU and attribute-F1, the others
-    by IoU alone. Work that does not depend on the IoU type (ordering, pairing, F1) is done once.
+    ``gt`` is the annotation dict, ``predictions`` :class:`Predictions` or checked prediction dicts. One
+    :class:`Accumulation` per IoU type of ``iou_types`` ("bbox": box IoU and area; "segm": mask IoU and
+    area); ``attribute_category_ids`` are the categories FPEval matches on IoU and attribute-F1, the others
+    by IoU alone. Work that does not depend on the IoU type (ordering, pairing, F1) is done once, and the
+    IoUs once for both evaluators.
     """
     category_ids = tuple(sorted(c["id"] for c in gt["categories"]))
     num_cats = len(category_ids)
     with_attributes = np.array([c in set(attribute_category_ids) for c in category_ids], dtype=bool)
-    gts = _instances(gt["annotations"], gt, iou_types, category_ids, with_attributes, is_gt=True)
-    dts = _instances(predictions, gt, iou_types, category_ids, with_attributes, is_gt=False)
+    if not isinstance(predictions, Predictions):
+        predictions = Predictions.from_dicts(predictions, iou_types)
+    gts = _gt_instances(gt["annotations"], gt, iou_types, category_ids, with_attributes)
+    dts = _dt_instances(predictions, gt, category_ids, with_attributes)
 
     # Ground truths by (image, category) in file order; detections by (image, category, decreasing score),
     # the best 100 of each. Images in id order, as COCOeval concatenates them.
@@ -244,38 +344,131 @@ def accumulate(
     dt_order, dt_key, rank = dt_order[kept], dt_key[kept], rank[kept]
     gt_ignore = gts.crowd[:, None] | _outside(gts.area[iou_types[0]])  # [n_gt, A]; same area for all types
     num_gt = np.stack([np.bincount(gts.category[~ignore], minlength=num_cats) for ignore in gt_ignore.T], 1)
-    buckets = _pair_buckets(gts, dts, gt_order, dt_order, num_cats, with_attributes, iou_types, show_progress)
-    f1s = {  # padding rows (position n) take the last detection's attributes; their IoU keeps them unmatched
+    buckets, candidates = _pair_buckets(
+        gts, dts, gt_order, dt_order, num_cats, with_attributes, iou_types, show_progress
+    )
+    f1s = {  # padding rows take the last detection's attributes; their IoU keeps them unmatched
         size: attribute_f1_matrix(
-            dts.attributes[dt_order[np.minimum(bucket.position, dt_order.size - 1)]],
+            dts.attributes[dt_order[candidates[np.minimum(bucket.candidate, candidates.size - 1)]]],
             gts.attributes[bucket.gt],
         )
         for size, bucket in buckets.items()
         if size[2]
     }
+    # Kept detections category after category, each by decreasing score (ties: image order, as COCOeval's
+    # stable sort of the images' lists laid end to end). Candidates: the ones in a pair with ground truth.
     category = dt_key % num_cats
-    by_category = np.argsort(category, kind="stable")
-    bounds = np.searchsorted(category[by_category], np.arange(num_cats + 1))
-    category_rows = []
-    for k in range(num_cats):
-        rows = by_category[bounds[k] : bounds[k + 1]]
-        category_rows.append(rows[np.argsort(-dts.score[dt_order[rows]], kind="stable")])  # ties: image order
+    rows = np.lexsort((-dts.score[dt_order], category))
+    candidate_of = np.full(dt_order.size, -1)
+    candidate_of[candidates] = np.arange(candidates.size)
+    order = _ScoreOrder(
+        category[rows],
+        np.searchsorted(category[rows], np.arange(num_cats + 1)),
+        rank[rows],
+        candidate_of[rows],
+    )
+    attribute_k, plain_k = np.flatnonzero(with_attributes), np.flatnonzero(~with_attributes)
 
     out = {}
     thresholds = (len(IOU_THRESHOLDS), len(F1_THRESHOLDS))
     for iou_type in iou_types:
-        matched, on_ignored = _match_buckets(buckets, f1s, iou_type, gts, gt_ignore, dt_order.size)
-        ignored = on_ignored | (~matched & _outside(dts.area[iou_type][dt_order])[:, None, None, :])
-        precision = -np.ones((*thresholds, len(RECALL_THRESHOLDS), num_cats, len(AREA_RANGES)))
-        recall = -np.ones((*thresholds, num_cats, len(AREA_RANGES), len(MAX_DETECTIONS)))
-        for k, rows in enumerate(category_rows):
-            f1_slice = slice(None) if with_attributes[k] else slice(-1, None)
-            curve_major = [np.moveaxis(x[rows, :, f1_slice], 0, -1).copy() for x in (matched, ignored)]
-            precision[:, f1_slice, :, k], recall[:, f1_slice, k] = _category_curves(
-                *curve_major, rank[rows], num_gt[k]
-            )
-        out[iou_type] = Accumulation(precision, recall, category_ids, with_attributes)
+        outside = _outside(dts.area[iou_type][dt_order[rows]])
+        fp, coco = _match_buckets(buckets, f1s, iou_type, gts, gt_ignore, candidates.size)
+        precision = np.full((*thresholds, len(RECALL_THRESHOLDS), num_cats, len(AREA_RANGES)), -1.0)
+        recall = np.full((*thresholds, num_cats, len(AREA_RANGES), len(MAX_DETECTIONS)), -1.0)
+        coco_thresholds = len(IOU_THRESHOLDS) - 1  # COCO has no "IoU off" entry
+        coco_precision = np.full((coco_thresholds, len(RECALL_THRESHOLDS), num_cats, len(AREA_RANGES)), -1.0)
+        coco_recall = np.full((coco_thresholds, num_cats, len(AREA_RANGES), len(MAX_DETECTIONS)), -1.0)
+        # FPEval on the categories with attributes: every IoU and F1 threshold.
+        p, r = _group_curves(*fp, attribute_k, order, outside, num_gt)
+        precision[:, :, :, attribute_k], recall[:, :, attribute_k] = p, r
+        # The others: COCO's matcher for both (FPEval fills only its F1 entry -1 for them).
+        p, r = _group_curves(*coco, plain_k, order, outside, num_gt)
+        precision[:, -1:, :, plain_k], recall[:, -1:, plain_k] = p, r
+        coco_precision[:, :, plain_k], coco_recall[:, plain_k] = p[:-1, 0], r[:-1, 0]
+        # COCO on the categories with attributes: matched once more, by IoU alone.
+        p, r = _group_curves(coco[0][:, :-1], coco[1][:, :-1], attribute_k, order, outside, num_gt)
+        coco_precision[:, :, attribute_k], coco_recall[:, attribute_k] = p[:, 0], r[:, 0]
+        out[iou_type] = Accumulation(
+            precision, recall, category_ids, with_attributes, coco_precision, coco_recall
+        )
     return out
+
+
+@dataclass(frozen=True)
+class _ScoreOrder:
+    """The kept detections category after category, each by decreasing score, as n parallel arrays."""
+
+    category: np.ndarray  # int [n] category index, ascending
+    bounds: np.ndarray  # int [K + 1] where each category's detections start
+    rank: np.ndarray  # int [n] place in the image's list of the category
+    candidate: np.ndarray  # int [n] index into the matching results; -1: no ground truth in the pair
+
+
+def _group_curves(
+    matched: np.ndarray,
+    on_ignored: np.ndarray,
+    members: np.ndarray,
+    order: _ScoreOrder,
+    outside: np.ndarray,
+    num_gt: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Precision [Ti, F, R, K, A] (100 detections) and recall [Ti, F, K, A, M] of the categories ``members``.
+
+    ``matched``, ``on_ignored`` bool [candidates, Ti, F, A] from the matching; ``outside`` bool [n, A] the
+    detections (in ``order``) outside each area range; ``num_gt`` [categories, A] ground truths not ignored.
+    All members' curves are computed together, and only the candidates go into the [curves, detections]
+    tables: a detection without ground truth in its pair is a false positive, or ignored where it is
+    outside the area range, whatever the thresholds, so it only adds to the counts before the next one.
+    """
+    num_iou, num_f1, num_areas = matched.shape[1:]
+    num_curves, num_members = num_iou * num_f1 * num_areas, members.size
+    if not num_members:
+        return np.empty((num_iou, num_f1, len(RECALL_THRESHOLDS), 0, num_areas)), np.empty(
+            (num_iou, num_f1, 0, num_areas, len(MAX_DETECTIONS))
+        )
+    group = np.full(order.bounds.size - 1, -1)
+    group[members] = np.arange(num_members)
+    # False positives without a candidate before each detection, per area range, within its category.
+    free = (order.candidate < 0)[:, None] & ~outside
+    before = np.cumsum(free, axis=0) - free
+    start = np.r_[before, np.zeros((1, num_areas), dtype=before.dtype)][order.bounds[:-1]]
+    before -= start[order.category]
+    columns = np.flatnonzero((group[order.category] >= 0) & (order.candidate >= 0))
+    index = order.candidate[columns]
+    member = group[order.category[columns]]
+    first_column = np.searchsorted(member, np.arange(num_members))  # each member's first column
+    is_matched = matched[index]
+    ignored = (on_ignored[index] | (~is_matched & outside[columns][:, None, None, :])).reshape(-1, num_curves)
+    is_matched = is_matched.reshape(-1, num_curves)
+    members_gt = num_gt[members].T  # [A, K]
+    gt_per_curve = members_gt[np.arange(num_curves) % num_areas].ravel()  # curve x * K + member
+    area_of = np.arange(num_curves) % num_areas
+    precision = np.empty((num_curves * num_members, len(RECALL_THRESHOLDS)))
+    recall = np.empty((num_curves * num_members, len(MAX_DETECTIONS)))
+    # Threshold combinations a few at a time: their tables then stay in the CPU's cache.
+    step = max(1, min(_CURVE_CHUNK // max(columns.size, 1), _CURVES_AT_ONCE // num_members))
+    for lo in range(0, num_curves, step):
+        hi = min(lo + step, num_curves)
+        counted = ~ignored[:, lo:hi].T  # [x, columns]
+        tps = is_matched[:, lo:hi].T & counted
+        seen = np.cumsum(counted, axis=1, dtype=np.int32)
+        x, column = np.nonzero(tps)
+        m = member[column]
+        first = first_column[m]
+        # True and false positives up to the column in its category: its candidates' ones, from the
+        # table, and the others' before it.
+        seen_at = (
+            seen[x, column] - seen[x, first] + counted[x, first] + before[columns[column], area_of[lo + x]]
+        )
+        curve = x * num_members + m  # curves lo*K .. hi*K, numbered from 0 here
+        p, r = curves_at_true_positives(
+            curve, order.rank[columns[column]], seen_at, gt_per_curve[lo * num_members : hi * num_members]
+        )
+        precision[lo * num_members : hi * num_members], recall[lo * num_members : hi * num_members] = p, r
+    precision = precision.reshape(num_iou, num_f1, num_areas, num_members, -1).transpose(0, 1, 4, 3, 2)
+    recall = recall.reshape(num_iou, num_f1, num_areas, num_members, -1).transpose(0, 1, 3, 2, 4)
+    return precision, recall
 
 
 def _match_buckets(
@@ -284,34 +477,37 @@ def _match_buckets(
     iou_type: str,
     gts: _Instances,
     gt_ignore: np.ndarray,
-    num_dt: int,
-) -> tuple[np.ndarray, np.ndarray]:
-    """``matched`` and ``on_ignored`` bool [num_dt, Ti, Tf, A] of the kept detections, for one IoU type.
+    num_candidates: int,
+) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
+    """FPEval's and COCOeval's (``matched``, ``on_ignored``) of the candidate detections, for one IoU type.
 
-    Detections of pairs without ground truth stay unmatched; categories without attributes fill Tf = -1.
+    FPEval's are bool [candidates, Ti, Tf, A], filled for the categories with attributes only; COCOeval's
+    bool [candidates, Ti, 1, A], for all (FPEval matches the others as COCO does, so theirs serve both).
     """
-    matched = np.zeros((num_dt + 1, len(IOU_THRESHOLDS), len(F1_THRESHOLDS), len(AREA_RANGES)), dtype=bool)
-    on_ignored = np.zeros_like(matched)  # row num_dt: where the padding of the buckets lands
+    shape = (num_candidates + 1, len(IOU_THRESHOLDS), len(F1_THRESHOLDS), len(AREA_RANGES))
+    matched = np.zeros(shape, dtype=bool)  # the last row: where the padding of the buckets lands
+    on_ignored = np.zeros_like(matched)
+    coco_matched = np.zeros((num_candidates + 1, len(IOU_THRESHOLDS), 1, len(AREA_RANGES)), dtype=bool)
+    coco_on_ignored = np.zeros_like(coco_matched)
     for (_, _, attributes), bucket in buckets.items():
-        m, o = match_detections(
-            bucket.ious[iou_type],
-            f1s.get(bucket.size),
-            gt_ignore[bucket.gt],
-            gts.crowd[bucket.gt] & (not attributes),
-            gts.id_zero[bucket.gt],
-        )
-        f1_slice = slice(None) if attributes else slice(-1, None)
-        matched[bucket.position, :, f1_slice], on_ignored[bucket.position, :, f1_slice] = m, o
-    return matched[:-1], on_ignored[:-1]
+        real = bucket.gt >= 0  # padding: ignored by no area range, never matched (IoU -inf)
+        ious, ignore = bucket.ious[iou_type], gt_ignore[bucket.gt] & real[..., None]
+        crowd, id_zero = gts.crowd[bucket.gt] & real, gts.id_zero[bucket.gt] & real
+        if attributes:
+            m, o = match_detections(ious, f1s[bucket.size], ignore, np.zeros_like(crowd), id_zero)
+            matched[bucket.candidate], on_ignored[bucket.candidate] = m, o
+        m, o = match_detections(ious, None, ignore, crowd, id_zero)
+        coco_matched[bucket.candidate], coco_on_ignored[bucket.candidate] = m, o
+    return (matched[:-1], on_ignored[:-1]), (coco_matched[:-1], coco_on_ignored[:-1])
 
 
 @dataclass(frozen=True)
 class _Bucket:
-    """Image-category pairs with the same numbers of detections and ground truths, stacked."""
+    """Image-category pairs with the same (padded) numbers of detections and ground truths, stacked."""
 
     size: tuple[int, int, bool]  # (D, G, whether the category carries attributes)
-    position: np.ndarray  # int [P, D] detection positions in the kept, sorted order; n for padding
-    gt: np.ndarray  # int [P, G] ground-truth indices
+    candidate: np.ndarray  # int [P, D] the detections' candidate indices; the number of candidates: padding
+    gt: np.ndarray  # int [P, G] ground-truth indices; -1: padding
     ious: dict[str, np.ndarray]  # IoU type -> [P, D, G]
 
 
@@ -324,10 +520,12 @@ def _pair_buckets(
     with_attributes: np.ndarray,
     iou_types: Sequence[str],
     show_progress: bool,
-) -> dict[tuple[int, int, bool], _Bucket]:
+) -> tuple[dict[tuple[int, int, bool], _Bucket], np.ndarray]:
     """The image-category pairs that have both detections and ground truths, by (D, G, with attributes).
 
-    IoUs come from one pycocotools call per image and IoU type; each pair's block is gathered from it.
+    Also returns the candidates: int [c] the positions (in ``dt_order``) of the pairs' detections, pair after
+    pair; buckets refer to them by index. Mask IoUs come from one pycocotools call per image, each pair's
+    block gathered from it; box IoUs are computed for the buckets' pairs alone (:func:`_box_iou`).
     """
     gt_keys, gt_start, gt_count = np.unique(
         gts.image[gt_order] * num_cats + gts.category[gt_order], return_index=True, return_counts=True
@@ -352,14 +550,20 @@ def _pair_buckets(
     image_bounds = np.r_[image_first_pair, pairs.size]
     image_width = (gt_offset[image_bounds[1:]] - gt_offset[image_bounds[:-1]])[image_of_pair]  # [pairs]
     dt_bounds, gt_bounds = dt_offset[image_bounds].tolist(), gt_offset[image_bounds].tolist()
-    flat_ious: dict[str, list[np.ndarray]] = {t: [] for t in iou_types}
+    # Mask IoUs: one pycocotools call per image. Box IoUs are computed per bucket below, with numpy.
+    mask_types = [t for t in iou_types if t == "segm"]
+    flat_ious: dict[str, list[np.ndarray]] = {t: [] for t in mask_types}
     for image in tqdm(
-        range(image_first_pair.size), desc="AP^IoU+F1", unit="image", disable=not show_progress, leave=False
+        range(image_first_pair.size if mask_types else 0),
+        desc="evaluate (IoUs)",
+        unit="image",
+        disable=not show_progress,
+        leave=False,
     ):
         d = dt_order[positions[dt_bounds[image] : dt_bounds[image + 1]]]
         g = ground_truths[gt_bounds[image] : gt_bounds[image + 1]]
         crowd = gts.crowd[g].astype(np.uint8)
-        for t in iou_types:
+        for t in mask_types:
             flat_ious[t].append(np.ravel(mask_utils.iou(dts.geometry(t, d), gts.geometry(t, g), crowd)))
     # Where each pair's block starts in its image's flattened IoU matrix, laid end to end.
     image_start = np.r_[0, np.cumsum(np.diff(dt_offset[image_bounds]) * np.diff(gt_offset[image_bounds]))]
@@ -369,47 +573,56 @@ def _pair_buckets(
     # A last -inf entry: the IoU of the padding detections, which therefore never match.
     all_ious = {t: np.concatenate([*v, [-np.inf]]) for t, v in flat_ious.items()}
 
-    # Buckets of pairs with one ground truth are matched without a loop; for the others the detections are
-    # padded to a power of two, so that fewer, larger buckets are looped over.
+    # Buckets of pairs with one ground truth are matched without a loop. For the others the detections are
+    # padded to a power of two and the ground truths to the most in the bucket (padding never matches), so
+    # that few, large buckets are looped over.
     attributes = with_attributes[pairs % num_cats]
-    padded = np.where(gt_count == 1, dt_count, 2 ** np.ceil(np.log2(dt_count)).astype(np.int64))
-    size_key = (padded * (gt_count.max(initial=0) + 1) + gt_count) * 2 + attributes
+    several = gt_count > 1
+    padded = np.where(several, 2 ** np.ceil(np.log2(dt_count)).astype(np.int64), dt_count)
+    size_key = (padded * 2 + attributes) * 2 + several
+    width = np.ones_like(gt_count)
+    for key in np.unique(size_key[several]):
+        chosen = size_key == key
+        width[chosen] = gt_count[chosen].max()
     buckets = {}
     for key in np.unique(size_key):
         chosen = np.flatnonzero(size_key == key)
-        size = (int(padded[chosen[0]]), int(gt_count[chosen[0]]), bool(attributes[chosen[0]]))
+        size = (int(padded[chosen[0]]), int(width[chosen[0]]), bool(attributes[chosen[0]]))
         rows, cols = np.arange(size[0]), np.arange(size[1])
         real = rows < dt_count[chosen, None]  # [P, D]
+        real_gt = cols < gt_count[chosen, None]  # [P, G]
+        padding = ~(real[..., None] & real_gt[:, None])  # [P, D, G]; the last IoU entry is -inf
         cell = block_start[chosen, None, None] + rows[:, None] * image_width[chosen, None, None] + cols
-        cell = np.where(real[..., None], cell, all_ious[iou_types[0]].size - 1)  # [P, D, G]
-        position = positions[dt_offset[chosen, None] + np.minimum(rows, dt_count[chosen, None] - 1)]
+        ious = {t: all_ious[t][np.where(padding, all_ious[t].size - 1, cell)] for t in mask_types}
+        gt_index = ground_truths[gt_offset[chosen, None] + np.minimum(cols, gt_count[chosen, None] - 1)]
+        if "bbox" in iou_types:
+            dt_index = dt_order[
+                positions[dt_offset[chosen, None] + np.minimum(rows, dt_count[chosen, None] - 1)]
+            ]
+            box_iou = _box_iou(dts.boxes[dt_index], gts.boxes[gt_index], gts.crowd[gt_index])
+            ious["bbox"] = np.where(padding, -np.inf, box_iou)
         buckets[size] = _Bucket(
             size,
-            np.where(real, position, dt_order.size),
-            ground_truths[gt_offset[chosen, None] + cols],
-            {t: all_ious[t][cell] for t in iou_types},
+            np.where(real, dt_offset[chosen, None] + rows, positions.size),
+            np.where(real_gt, gt_index, -1),
+            ious,
         )
-    return buckets
+    return buckets, positions
 
 
-def _category_curves(
-    matched: np.ndarray, ignored: np.ndarray, rank: np.ndarray, num_gt: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
-    """Precision [Ti, Tf, R, A] (at 100 detections) and recall [Ti, Tf, A, M] of one category.
+def _box_iou(dt: np.ndarray, gt: np.ndarray, crowd: np.ndarray) -> np.ndarray:
+    """pycocotools' box IoU (``bbIou``, the same float operations) of [P, D, 4] and [P, G, 4] xywh boxes.
 
-    ``matched``, ``ignored`` bool [Ti, Tf, A, n] for its n detections by decreasing score, ``rank`` [n]
-    their place in their image's list, ``num_gt`` [A] its ground truths not ignored per area range.
+    ``crowd`` bool [P, G]: the union is the detection's area (COCO's crowd rule). Returns [P, D, G].
     """
-    curves = matched.shape[:-1]
-    counts = np.broadcast_to(num_gt, curves).ravel()
-    scored = np.flatnonzero(counts > 0)  # curves without ground truth stay -1
-    tps = (matched & ~ignored).reshape(counts.size, rank.size)
-    neutral = ignored.reshape(counts.size, rank.size)
-    precision = -np.ones((counts.size, len(RECALL_THRESHOLDS)))
-    recall = -np.ones((counts.size, len(MAX_DETECTIONS)))
-    for chunk in np.array_split(scored, max(1, rank.size * scored.size // _CURVE_CHUNK)):  # bounds memory
-        precision[chunk], recall[chunk] = precision_recall(tps[chunk], neutral[chunk], rank, counts[chunk])
-    return precision.reshape(*curves, -1).transpose(0, 1, 3, 2), recall.reshape(*curves, -1)
+    dx, dy, dw, dh = (dt[:, :, None, i] for i in range(4))
+    gx, gy, gw, gh = (gt[:, None, :, i] for i in range(4))
+    w = np.minimum(dw + dx, gw + gx) - np.maximum(dx, gx)
+    h = np.minimum(dh + dy, gh + gy) - np.maximum(dy, gy)
+    inter = w * h
+    area = dw * dh
+    union = np.where(crowd[:, None, :], area, area + gw * gh - inter)
+    return np.divide(inter, union, out=np.zeros_like(inter), where=(w > 0) & (h > 0))
 
 
 def summarize(
@@ -486,8 +699,8 @@ def summary_value(
     a, m = list(AREA_RANGES).index(area), MAX_DETECTIONS.index(max_det)
     if recall:
         values = acc.recall[t[:, None], f, k, a, m]
-    else:
-        values = acc.precision[t[:, None], f, :, k, a]
+    else:  # [T, R, slices], FPEval's order: the mean then adds the same floats in the same order
+        values = np.swapaxes(acc.precision[t[:, None], f, :, k, a], 1, 2)
     defined = values[values > -1]
     return float(np.mean(defined)) if defined.size else -1.0
 
@@ -531,56 +744,85 @@ class _Instances:
         return self.boxes[index] if iou_type == "bbox" else [self.rles[i] for i in index]
 
 
-def _instances(
-    entries: Sequence[dict[str, Any]],
+def _gt_instances(
+    annotations: Sequence[dict[str, Any]],
     gt: dict[str, Any],
     iou_types: Sequence[str],
     category_ids: Sequence[int],
     with_attributes: np.ndarray,
-    is_gt: bool,
 ) -> _Instances:
-    """The flat arrays of annotation or (checked) prediction ``entries``."""
-    n = len(entries)
-    image_rank = {image_id: r for r, image_id in enumerate(sorted(im["id"] for im in gt["images"]))}
-    cat_index = {c: k for k, c in enumerate(category_ids)}
-    category = [cat_index[e["category_id"]] for e in entries]
-    scored = with_attributes.tolist()
-    attr_column = {a: j for j, a in enumerate(sorted({a["id"] for a in gt.get("attributes", [])}))}
-    attribute_lists = [
-        e.get("attribute_ids") or [] if scored[k] else [] for e, k in zip(entries, category, strict=True)
-    ]
-    attributes = np.zeros((n, len(attr_column)), dtype=bool)
-    rows = np.repeat(np.arange(n), [len(a) for a in attribute_lists])
-    attributes[rows, [attr_column[a] for atts in attribute_lists for a in atts]] = True
-    boxes = rles = None
-    if "bbox" in iou_types:
-        boxes = np.array([e["bbox"] for e in entries], dtype=np.float64).reshape(n, 4)
-    if "segm" in iou_types and is_gt:
+    """The flat arrays of the ground-truth annotations (area: the annotated one, for either IoU type)."""
+    n = len(annotations)
+    category = _category_index([a["category_id"] for a in annotations], category_ids)
+    rles = None
+    if "segm" in iou_types:
         sizes = {im["id"]: (im["height"], im["width"]) for im in gt["images"]}
-        rles = [_rle(e["segmentation"], *sizes[e["image_id"]]) for e in entries]
-    elif "segm" in iou_types:
-        rles = [e["segmentation"] for e in entries]  # checked predictions: compressed RLEs already
-    if is_gt:  # the annotated area, for either IoU type
-        area = dict.fromkeys(iou_types, np.array([e["area"] for e in entries], dtype=np.float64))
-        score = np.zeros(n)
-        crowd = np.array([bool(e.get("iscrowd", 0)) for e in entries], dtype=bool)
-        id_zero = np.array([e.get("id") == 0 for e in entries], dtype=bool)
-    else:
-        area = {"bbox": boxes[:, 2] * boxes[:, 3]} if boxes is not None else {}
-        area |= {"segm": _mask_areas(rles)} if rles is not None else {}
-        score = np.array([e["score"] for e in entries], dtype=np.float64)
-        crowd = id_zero = np.zeros(n, dtype=bool)
+        rles = [_rle(a["segmentation"], *sizes[a["image_id"]]) for a in annotations]
+    boxes = None
+    if "bbox" in iou_types:
+        boxes = np.array([a["bbox"] for a in annotations], dtype=np.float64).reshape(n, 4)
     return _Instances(
-        image=np.array([image_rank[e["image_id"]] for e in entries], dtype=np.int64),
-        category=np.array(category, dtype=np.int64),
-        score=score,
-        crowd=crowd,
-        id_zero=id_zero,
-        attributes=attributes,
+        image=_image_rank([a["image_id"] for a in annotations], gt),
+        category=category,
+        score=np.zeros(n),
+        crowd=np.array([bool(a.get("iscrowd", 0)) for a in annotations], dtype=bool),
+        id_zero=np.array([a.get("id") == 0 for a in annotations], dtype=bool),
+        attributes=_attribute_matrix(
+            [a.get("attribute_ids") for a in annotations], category, with_attributes, gt
+        ),
+        area=dict.fromkeys(iou_types, np.array([a["area"] for a in annotations], dtype=np.float64)),
+        boxes=boxes,
+        rles=rles,
+    )
+
+
+def _dt_instances(
+    predictions: Predictions, gt: dict[str, Any], category_ids: Sequence[int], with_attributes: np.ndarray
+) -> _Instances:
+    """The flat arrays of checked predictions (area: the box's for bbox, the mask's for segm)."""
+    n = len(predictions)
+    category = _category_index(predictions.category_id, category_ids)
+    boxes, rles = predictions.bbox, predictions.segmentation
+    area = {"bbox": boxes[:, 2] * boxes[:, 3]} if boxes is not None else {}
+    if rles is not None:
+        area["segm"] = predictions.segmentation_area
+        if area["segm"] is None:
+            area["segm"] = _mask_areas(rles)
+    return _Instances(
+        image=_image_rank(predictions.image_id, gt),
+        category=category,
+        score=np.array(predictions.score, dtype=np.float64),
+        crowd=np.zeros(n, dtype=bool),
+        id_zero=np.zeros(n, dtype=bool),
+        attributes=_attribute_matrix(predictions.attribute_ids, category, with_attributes, gt),
         area=area,
         boxes=boxes,
         rles=rles,
     )
+
+
+def _image_rank(image_ids: Sequence[Any], gt: dict[str, Any]) -> np.ndarray:
+    """int64 [n]: each image id's rank among the ground truth's image ids (COCOeval's image order)."""
+    rank = {image_id: r for r, image_id in enumerate(sorted(im["id"] for im in gt["images"]))}
+    return np.fromiter(map(rank.__getitem__, image_ids), np.int64, len(image_ids))
+
+
+def _category_index(ids: Sequence[int], category_ids: Sequence[int]) -> np.ndarray:
+    index = {c: k for k, c in enumerate(category_ids)}
+    return np.fromiter(map(index.__getitem__, ids), np.int64, len(ids))
+
+
+def _attribute_matrix(
+    lists: Sequence[list[int] | None], category: np.ndarray, with_attributes: np.ndarray, gt: dict[str, Any]
+) -> np.ndarray:
+    """bool [n, N] multi-hot over the ground-truth file's attributes; empty for categories without them."""
+    column = {a: j for j, a in enumerate(sorted({a["id"] for a in gt.get("attributes", [])}))}
+    scored = with_attributes[category].tolist()
+    lists = [(atts or []) if keep else [] for atts, keep in zip(lists, scored, strict=True)]
+    attributes = np.zeros((len(lists), len(column)), dtype=bool)
+    rows = np.repeat(np.arange(len(lists)), np.fromiter(map(len, lists), np.int64, len(lists)))
+    attributes[rows, list(map(column.__getitem__, chain.from_iterable(lists)))] = True
+    return attributes
 
 
 def _rle(segmentation: Any, height: int, width: int) -> dict[str, Any]:
