@@ -3,9 +3,9 @@ in bfloat16 autocast (``solver.amp``) side by side.
 
 Each (arch, precision) trains for a few iterations of the demo preset (synthetic data, its batch size,
 image size and normalisation) in a fresh process, so that the peak RSS printed is that run's alone. The
-first iterations (allocator and oneDNN warm-up) are left out of the mean. Then ``model_forward.py`` times R50-FPN's forward pass next to
-torchvision's stock ``maskrcnn_resnet50_fpn`` on the same input in the same process (goal: the attribute
-head and our RoI-head code add at most 10%).
+first iterations (allocator and oneDNN warm-up) are left out of the mean. Then ``model_forward.py`` times
+R50-FPN's forward pass next to torchvision's stock ``maskrcnn_resnet50_fpn`` on the same input in the same
+process (goal: the attribute head and our RoI-head code add at most 10%).
 
     python benchmarks/train_speed.py                       # the three archs, 12 iterations each
     python benchmarks/train_speed.py --arch R50-FPN --iterations 20 -p solver.ims_per_batch=4

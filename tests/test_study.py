@@ -23,6 +23,7 @@ from pycocotools import mask as mask_utils
 from fashionseg import reporting, study
 from fashionseg.config import ARCHITECTURES, load_config, save_config
 from fashionseg.errors import FashionsegError
+from fashionseg.train import training_code_hash
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = ROOT / "notebooks"
@@ -138,7 +139,8 @@ def test_preset_name():
 
 
 class FakeExecutor:
-    """Writes what papermill and the notebooks would (stored parameters, config.yaml, metrics.json);
+    """Writes what papermill and the notebooks would (stored parameters, config.yaml, env.json with the
+    training code's hash, metrics.json);
     fails for the archs in ``failing`` the way papermill does (executed copy written, then an error)."""
 
     def __init__(self, failing: tuple[str, ...] = ()):
@@ -161,6 +163,7 @@ class FakeExecutor:
             save_config(study.run_config(**parameters), run_dir / "config.yaml")
             (run_dir / "metrics.json").write_text("{}")
             (run_dir / "model_final.pt").write_bytes(b"weights")
+            (run_dir / "env.json").write_text(json.dumps({"training_code": training_code_hash()}))
 
 
 @pytest.fixture
