@@ -11,7 +11,10 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 TEXT_SUFFIXES = {".ipynb", ".json", ".jsonl", ".yaml", ".yml", ".csv", ".md", ".txt"}
 # a POSIX path from the root (/home/..., /work/..., /tmp/...), a home-relative one, or a Windows drive
-ABSOLUTE_PATH = re.compile(r"(?:(?<![\w.:/~-])/(?:[\w.-]+/)+[\w.-]*|~/[\w.-]+|\b[A-Za-z]:\\\\?[\w.-]+)")
+# (the Windows form names its usual roots: COCO's RLE strings hold "e:\\1S3" and the like)
+ABSOLUTE_PATH = re.compile(
+    r"(?:(?<![\w.:/~-])/(?:[\w.-]+/)+[\w.-]*|~/[\w.-]+|\b[A-Z]:\\\\?(?:Users|Windows|ProgramData)\b)"
+)
 
 
 def _text_of(path: Path) -> str:
@@ -38,6 +41,7 @@ def test_the_scanner_finds_paths_and_ignores_urls_and_relative_paths():
     ]
     assert absolute_paths("model: /root/x/model_final.pt (12 bytes)") == ["/root/x/model_final.pt"]
     assert absolute_paths(r"C:\Users\me") == [r"C:\Users"]
+    assert absolute_paths('{"counts": "e:\\\\1S3d0J4N5O:\\\\2"}') == []  # RLE, not a path
     assert absolute_paths("see https://fashionpedia.github.io/home/ and results/demo/R50-FPN/x.json") == []
     assert absolute_paths("1/K of 3/4, images/s, AP^IoU+F1, and/or") == []
 

@@ -652,3 +652,23 @@ def test_compare_results_names_each_difference_and_ignores_timings(tmp_path):
     assert study.compare_results(ref, new, ("R50-FPN", "R50-C4"), tolerance=0.3) == []
     problems = study.compare_results(ref, new, ("R50-DC5",))
     assert problems == [f"{ref / 'R50-DC5' / 'metrics.json'}: missing from the reference results"]
+
+
+def test_constant_attribute_predictor_takes_the_mode_of_each_group_per_category():
+    train = {
+        "attributes": [
+            {"id": 1, "supercategory": "pattern"},
+            {"id": 2, "supercategory": "pattern"},
+            {"id": 3, "supercategory": "length"},
+            {"id": 4, "supercategory": "length"},
+        ],
+        "annotations": [
+            {"category_id": 8, "attribute_ids": [1, 3]},
+            {"category_id": 8, "attribute_ids": [2, 3]},
+            {"category_id": 8, "attribute_ids": [2, 4]},
+            {"category_id": 23, "attribute_ids": []},
+            {"category_id": 10, "attribute_ids": [1]},
+            {"category_id": 10, "attribute_ids": [2]},  # a tie: the lower id, so the choice is stable
+        ],
+    }
+    assert reporting.constant_attributes(train) == {8: [2, 3], 23: [], 10: [1]}

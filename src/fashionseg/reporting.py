@@ -245,6 +245,82 @@ def plot_learning_curves(curves: dict[str, pd.DataFrame], title: str) -> Figure:
     return fig
 
 
+def constant_attributes(train: dict[str, Any]) -> dict[int, list[int]]:
+    """The constant attribute predictor of the training split: for each category, the most frequent
+    attribute of every attribute group (Fashionpedia's attribute supercategory) its garments carry.
+
+    The baseline an attribute head must beat: it knows each category's attribute statistics and nothing
+    about the garment in front of it.
+    """
+    group = {a["id"]: a["supercategory"] for a in train["attributes"]}
+    counts: dict[int, Counter] = {}
+    for ann in train["annotations"]:
+        counts.setdefault(ann["category_id"], Counter()).update(ann.get("attribute_ids", []))
+    constant: dict[int, list[int]] = {}
+    for category, counter in counts.items():
+        best: dict[str, tuple[int, int]] = {}
+        for attribute, n in counter.items():
+            g = group.get(attribute, "")
+            if g not in best or (n, -attribute) > (best[g][1], -best[g][0]):
+                best[g] = (attribute, n)
+        constant[category] = sorted(a for a, _ in best.values())
+    return constant
+
+
+def attribute_baseline(
+    train: dict[str, Any], val: dict[str, Any], predictions: list[dict[str, Any]]
+) -> dict[str, Any]:
+    """``evaluate`` of the model's own detections with their attributes replaced by
+    :func:`constant_attributes`: the same boxes and masks, so the difference to the model's metrics is what
+    its attribute head adds."""
+    from fashionseg.evaluation import evaluate
+
+    constant = constant_attributes(train)
+    swapped = [
+        {**p, "attribute_ids": constant.get(p["category_id"], []), "attribute_scores": None}
+        for p in predictions
+    ]
+    for p in swapped:
+        p.pop("attribute_scores")
+    return evaluate(val, swapped, iou_types=("bbox", "segm"), show_progress=False)
+
+
+def attribute_baselines(results_dir: str | Path, archs: Iterable[str]) -> dict[str, dict[str, Any]]:
+    """The model's metrics and :func:`attribute_baseline`'s, both on the full validation split, for each run
+    under ``results_dir`` that has its validation predictions (``predictions_val.json``, written by the
+    run's evaluation): ``{arch: {"model": metrics, "constant": metrics}}``."""
+    from fashionseg.evaluation import evaluate
+
+    out: dict[str, dict[str, Any]] = {}
+    for arch in archs:
+        run_dir = Path(results_dir) / arch
+        predictions = run_dir / "predictions_val.json"
+        if not predictions.is_file() or not (run_dir / "config.yaml").is_file():
+            continue
+        data = read_config(run_dir / "config.yaml").data
+        train = json.loads(data.path(data.train_annotations).read_text())
+        val = json.loads(data.path(data.val_annotations).read_text())
+        results = json.loads(predictions.read_text())
+        out[arch] = {
+            "model": evaluate(val, results, iou_types=("bbox", "segm"), show_progress=False),
+            "constant": attribute_baseline(train, val, results),
+        }
+    return out
+
+
+def attribute_baseline_table(baselines: dict[str, dict[str, Any]]) -> pd.DataFrame:
+    """Mask AP^{IoU+F1} and AP^{F1} of each backbone's attribute head beside the constant predictor's on the
+    same detections (:func:`attribute_baselines`)."""
+    rows = {}
+    for arch, pair in baselines.items():
+        row = {}
+        for source, m in pair.items():
+            row[f"mask AP^IoU+F1 ({source})"] = _number(m["segm"].get("iou_f1", {}).get("AP"))
+            row[f"AP^F1 ({source})"] = _number(m["segm"].get("f1", {}).get("AP"))
+        rows[arch] = row
+    return pd.DataFrame.from_dict(rows, orient="index")
+
+
 def metrics_table(metrics: dict[str, Any]) -> pd.DataFrame:
     """Box and mask rows; COCO AP, AP50, AP75, APs, APm, APl and the Fashionpedia AP^{IoU+F1} and AP^{F1}."""
     rows = {}
