@@ -318,7 +318,7 @@ def attribute_baseline_table(baselines: dict[str, dict[str, Any]]) -> pd.DataFra
             row[f"mask AP^IoU+F1 ({source})"] = _number(m["segm"].get("iou_f1", {}).get("AP"))
             row[f"AP^F1 ({source})"] = _number(m["segm"].get("f1", {}).get("AP"))
         rows[arch] = row
-    return pd.DataFrame.from_dict(rows, orient="index")
+    return pd.DataFrame.from_dict(rows, orient="index").round(2)
 
 
 def metrics_table(metrics: dict[str, Any]) -> pd.DataFrame:
