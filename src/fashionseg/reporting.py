@@ -222,7 +222,7 @@ def read_learning_curve(run_dir: str | Path) -> pd.DataFrame:
     path = Path(run_dir) / "learning_curve.jsonl"
     if not path.is_file():
         return pd.DataFrame(columns=["iteration", "train_seconds", "bbox_AP", "segm_AP"])
-    return pd.DataFrame([json.loads(line) for line in path.read_text().splitlines() if line.strip()])
+    return read_metrics_log(path)
 
 
 def plot_learning_curves(curves: dict[str, pd.DataFrame], title: str) -> Figure:
@@ -291,6 +291,13 @@ def attribute_baselines(results_dir: str | Path, archs: Iterable[str]) -> dict[s
     run's evaluation): ``{arch: {"model": metrics, "constant": metrics}}``."""
     from fashionseg.evaluation import evaluate
 
+    splits: dict[Path, dict[str, Any]] = {}  # the backbones share their data: read each file once
+
+    def split(path: Path) -> dict[str, Any]:
+        if path not in splits:
+            splits[path] = json.loads(path.read_text())
+        return splits[path]
+
     out: dict[str, dict[str, Any]] = {}
     for arch in archs:
         run_dir = Path(results_dir) / arch
@@ -298,8 +305,7 @@ def attribute_baselines(results_dir: str | Path, archs: Iterable[str]) -> dict[s
         if not predictions.is_file() or not (run_dir / "config.yaml").is_file():
             continue
         data = read_config(run_dir / "config.yaml").data
-        train = json.loads(data.path(data.train_annotations).read_text())
-        val = json.loads(data.path(data.val_annotations).read_text())
+        train, val = split(data.path(data.train_annotations)), split(data.path(data.val_annotations))
         results = json.loads(predictions.read_text())
         out[arch] = {
             "model": evaluate(val, results, iou_types=("bbox", "segm"), show_progress=False),
