@@ -62,3 +62,21 @@ def test_per_arch_adjustments_apply_only_to_their_arch_and_yield_to_overrides(tm
     assert load_config(preset, {"model.arch": "R50-C4"}).model.box_batch_size_per_image == 16
     explicit = load_config(preset, {"model.arch": "R50-C4", "model.box_batch_size_per_image": 8})
     assert explicit.model.box_batch_size_per_image == 8
+
+
+@pytest.mark.parametrize("arch", ["R50-FPN", "R50-C4", "R50-DC5"])
+def test_run_is_named_after_its_architecture(arch):
+    # the README's `-p key=value` habit: model.arch alone must not train into another arch's folder
+    for preset in list_presets():
+        cfg = load_config(preset, {"model.arch": arch})
+        assert cfg.name == arch
+        assert cfg.run_dir.name == arch
+
+
+def test_a_name_of_another_architecture_is_refused(tmp_path):
+    preset = tmp_path / "old.yaml"
+    preset.write_text("name: R50-FPN\nmodel: {arch: R50-FPN}\n")
+    assert load_config(preset).run_dir.name == "R50-FPN"
+    with pytest.raises(ConfigError, match=r"name='R50-FPN'.*model\.arch='R50-C4'"):
+        load_config(preset, {"model.arch": "R50-C4"})
+    assert load_config(preset, {"model.arch": "R50-C4", "name": "c4-lr0.04"}).run_dir.name == "c4-lr0.04"

@@ -160,7 +160,8 @@ class FakeExecutor:
             raise RuntimeError(f"cell failed\nValueError: {arch} diverged")
         if notebook.name == study.TRAIN_NOTEBOOK:
             run_dir = Path(parameters["output_dir"]) / arch
-            save_config(study.run_config(**parameters), run_dir / "config.yaml")
+            config = {k: v for k, v in parameters.items() if k != "overwrite"}  # the notebook's, not config
+            save_config(study.run_config(**config), run_dir / "config.yaml")
             (run_dir / "metrics.json").write_text("{}")
             (run_dir / "model_final.pt").write_bytes(b"weights")
             (run_dir / "env.json").write_text(json.dumps({"training_code": training_code_hash()}))

@@ -16,6 +16,7 @@ from support import torchrun_launcher
 from fashionseg import train as train_module
 from fashionseg.checkpoint import load
 from fashionseg.config import load_config
+from fashionseg.errors import FashionsegError
 from fashionseg.train import NonFiniteLossError, TrainingSampler, evaluate_run, lr_factor, train
 
 
@@ -103,6 +104,24 @@ def _env() -> dict:
 
 
 @pytest.mark.slow
+def test_a_finished_run_of_another_configuration_is_not_overwritten(synthetic_root, tmp_path):
+    cfg = load_config("demo", tiny_overrides(synthetic_root, tmp_path, **{"solver.max_iter": 2}))
+    run_dir = train(cfg, show_progress=False)
+    final = (run_dir / "model_final.pt").read_bytes()
+    config = (run_dir / "config.yaml").read_text()
+
+    other = load_config("demo", tiny_overrides(synthetic_root, tmp_path, **{"solver.max_iter": 3}))
+    assert other.run_dir == run_dir
+    with pytest.raises(FashionsegError, match=r"another configuration \(solver\.max_iter 2 -> 3\).*--force"):
+        train(other, show_progress=False)
+    assert (run_dir / "model_final.pt").read_bytes() == final  # nothing was touched
+    assert (run_dir / "config.yaml").read_text() == config
+
+    train(cfg, show_progress=False)  # the same configuration trains again in place
+    train(other, show_progress=False, overwrite=True)
+    assert "max_iter: 3" in (run_dir / "config.yaml").read_text()
+
+
 def test_resume_after_sigkill_ends_with_the_same_weights(synthetic_root, tmp_path):
     """Also the learning curve: evaluating every 3 iterations neither shifts the random streams nor
     breaks resume, and the resumed run's curve equals the uninterrupted one's."""

@@ -69,6 +69,9 @@ class ModelConfig:
     norm: str = "auto"  # auto (frozen BN with pretrained weights, BN from scratch) | frozen_bn | bn | gn
     head_norm: str = "none"  # none | gn: GroupNorm in the FPN and the mask-head convs (from-scratch recipe)
     trainable_backbone_layers: int = 3
+    # detectron2's MODEL.ANCHOR_GENERATOR.SIZES: one size per FPN level P2-P6, or all five on the one
+    # stride-16 map of C4/DC5; the defaults are for ~800 px images
+    anchor_sizes: tuple[int, ...] = (32, 64, 128, 256, 512)
     rpn_pre_nms_top_n_train: int = 2000
     rpn_post_nms_top_n_train: int = 1000
     rpn_pre_nms_top_n_test: int = 1000
@@ -113,7 +116,7 @@ class SolverConfig:
 class RunConfig:
     """Everything one training run needs; written as ``config.yaml`` next to its checkpoints."""
 
-    name: str = "R50-FPN"
+    name: str = ""  # the run folder's name; empty: the architecture's (load_config fills it in)
     output_dir: str = "runs"
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     seed: int = 0
@@ -124,7 +127,7 @@ class RunConfig:
 
     @property
     def run_dir(self) -> Path:
-        return Path(self.output_dir) / self.name
+        return Path(self.output_dir) / (self.name or self.model.arch)
 
 
 def _coerce(value: Any, annotation: Any, key: str) -> Any:
@@ -286,9 +289,27 @@ def load_config(
         for key, value in items:
             _set_dotted(tree, key, value)
     try:
-        return from_dict(tree)
+        cfg = from_dict(tree)
     except ConfigError as exc:
         raise ConfigError(f"{path}: {exc}") from None
+    return with_run_name(cfg, source=str(path))
+
+
+def with_run_name(cfg: RunConfig, source: str = "the configuration") -> RunConfig:
+    """``cfg`` with its run name filled in: the architecture's unless one is given.
+
+    A name that is another architecture's is refused: ``-p model.arch=R50-C4`` on a preset naming its run
+    ``R50-FPN`` would otherwise train an R50-C4 into the R50-FPN run's folder.
+    """
+    if not cfg.name:
+        return dataclasses.replace(cfg, name=cfg.model.arch)
+    if cfg.name in ARCHITECTURES and cfg.name != cfg.model.arch:
+        raise ConfigError(
+            f"{source}: name={cfg.name!r} is the run folder of another architecture than "
+            f"model.arch={cfg.model.arch!r}; drop `name` (the run is then named after its architecture) "
+            "or give a name of your own"
+        )
+    return cfg
 
 
 def save_config(cfg: RunConfig, path: str | Path) -> None:
@@ -297,4 +318,4 @@ def save_config(cfg: RunConfig, path: str | Path) -> None:
 
 def read_config(path: str | Path) -> RunConfig:
     """Read back a ``config.yaml`` written by :func:`save_config`."""
-    return from_dict(yaml.safe_load(Path(path).read_text()))
+    return with_run_name(from_dict(yaml.safe_load(Path(path).read_text())), source=str(path))

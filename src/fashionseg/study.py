@@ -128,6 +128,7 @@ class StudyPlan:
             "output_dir": str(self.results),
             **self.parameters,
             "overrides": self.overrides,
+            "overwrite": self.force,
         }
 
     def compare_parameters(self) -> dict[str, Any]:

@@ -211,13 +211,16 @@ def _trim_metrics_log(path: Path, upto_iteration: int) -> None:
     path.write_text("".join(line + "\n" for line in keep))
 
 
-def train(cfg: RunConfig, resume: bool = False, show_progress: bool = True) -> Path:
+def train(cfg: RunConfig, resume: bool = False, show_progress: bool = True, overwrite: bool = False) -> Path:
     """Train one model as ``cfg`` describes; return its run folder (``cfg.output_dir / cfg.name``).
 
     Writes ``config.yaml``, ``env.json``, ``metrics.jsonl``, ``checkpoints/last.pt`` (every
     ``solver.checkpoint_period`` iterations) and ``model_final.pt``. With ``resume=True`` it continues from
-    ``checkpoints/last.pt`` when one exists.
+    ``checkpoints/last.pt`` when one exists. A finished run of another configuration in the folder is
+    replaced only with ``overwrite=True`` (or ``resume=True``, which continues it under ``cfg``).
     """
+    if not (resume or overwrite):
+        refuse_to_overwrite(cfg)
     device_type = (
         "cuda"
         if cfg.device.startswith("cuda") or (cfg.device == "auto" and torch.cuda.is_available())
@@ -228,6 +231,37 @@ def train(cfg: RunConfig, resume: bool = False, show_progress: bool = True) -> P
         return _train(cfg, resume, show_progress, info)
     finally:
         shutdown(info)
+
+
+def refuse_to_overwrite(cfg: RunConfig) -> None:
+    """Raise if ``cfg.run_dir`` holds a finished run (``model_final.pt``) of another configuration."""
+    run_dir = cfg.run_dir
+    if not (run_dir / "model_final.pt").is_file() or not (run_dir / "config.yaml").is_file():
+        return
+    try:
+        stored = _flat(to_dict(read_config(run_dir / "config.yaml")))
+    except FashionsegError:
+        stored = {}
+    wanted = _flat(to_dict(cfg))
+    changed = [k for k in sorted(wanted.keys() | stored.keys()) if stored.get(k) != wanted.get(k)]
+    if changed:
+        shown = ", ".join(f"{k} {stored.get(k)!r} -> {wanted.get(k)!r}" for k in changed[:4])
+        more = f" and {len(changed) - 4} more" if len(changed) > 4 else ""
+        raise FashionsegError(
+            f"{run_dir} holds a finished run of another configuration ({shown}{more}); train into another "
+            "folder (-p output_dir=... or -p name=...; `fashionseg study --results DIR`), or replace it "
+            "with --force (`fashionseg train`, `fashionseg study`; overwrite=True in 02_train_backbone)"
+        )
+
+
+def _flat(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            out.update(_flat(value, f"{prefix}{key}."))
+        else:
+            out[prefix + key] = value
+    return out
 
 
 def _train(cfg: RunConfig, resume: bool, show_progress: bool, info: DistInfo) -> Path:
@@ -580,9 +614,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default="demo",
         help=f"preset name ({', '.join(list_presets())}) or a YAML file path",
     )
-    parser.add_argument("--arch", help="R50-FPN, R50-C4 or R50-DC5 (sets model.arch and the run name)")
+    parser.add_argument(
+        "--arch", help="R50-FPN, R50-C4 or R50-DC5 (= -p model.arch=...; the run is named after it)"
+    )
     add_override_argument(parser)
     parser.add_argument("--resume", action="store_true", help="continue from RUN/checkpoints/last.pt")
+    parser.add_argument(
+        "--force", action="store_true", help="replace a finished run of another configuration in RUN"
+    )
     parser.add_argument("--no-eval", action="store_true", help="skip the evaluation on the val split")
     parser.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
 
@@ -590,14 +629,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     overrides = list(args.overrides)
     if args.arch:
-        overrides += [f"model.arch={args.arch}", f"name={args.arch}"]
+        overrides.append(f"model.arch={args.arch}")
     cfg = load_config(args.preset, overrides)
     if args.print_config:
         import yaml
 
         print(yaml.safe_dump(to_dict(cfg), sort_keys=False))
         return 0
-    run_dir = train(cfg, resume=args.resume)
+    run_dir = train(cfg, resume=args.resume, overwrite=args.force)
     print(f"trained {cfg.name}: {run_dir}")
     if not args.no_eval and int(os.environ.get("RANK", "0")) == 0:
         metrics = evaluate_run(run_dir)

@@ -77,7 +77,6 @@ Known differences between fashionseg's torchvision models and detectron2's:
 """
 
 FPN_LEVELS = ["0", "1", "2", "3"]
-SIZES = (32, 64, 128, 256, 512)
 ASPECT_RATIOS = (0.5, 1.0, 2.0)
 FPN_CHANNELS = 256
 BOX_HEAD_DIM = 1024
@@ -162,9 +161,18 @@ def _roi_heads(
     )
 
 
-def _single_level_anchors() -> AnchorGenerator:
+def _anchor_sizes(cfg: ModelConfig) -> tuple[int, ...]:
+    """``model.anchor_sizes``, checked: five positive sizes (one per FPN level P2-P6; the RPN head's width of
+    C4/DC5 is 5 sizes x 3 ratios, as in detectron2)."""
+    sizes = tuple(cfg.anchor_sizes)
+    if len(sizes) != 5 or any(s <= 0 for s in sizes):
+        raise FashionsegError(f"model.anchor_sizes={list(sizes)} must be five positive sizes in pixels")
+    return sizes
+
+
+def _single_level_anchors(cfg: ModelConfig) -> AnchorGenerator:
     """15 anchors per position (5 sizes x 3 ratios) on one stride-16 map (C4, DC5)."""
-    return AnchorGenerator((SIZES,), (ASPECT_RATIOS,))
+    return AnchorGenerator((_anchor_sizes(cfg),), (ASPECT_RATIOS,))
 
 
 def head_norm_layer(cfg: ModelConfig) -> Callable[[int], nn.Module] | None:
@@ -189,7 +197,7 @@ def build_fpn(
         out_channels=FPN_CHANNELS,
         norm_layer=head_norm_layer(cfg),
     )
-    anchors = AnchorGenerator(tuple((s,) for s in SIZES), (ASPECT_RATIOS,) * len(SIZES))
+    anchors = AnchorGenerator(tuple((s,) for s in _anchor_sizes(cfg)), (ASPECT_RATIOS,) * 5)
     roi_heads = _roi_heads(
         AttributeRoIHeads,
         cfg,
@@ -222,7 +230,7 @@ def build_c4(
         box_head=resnet.layer4,
         mask_predictor=MaskRCNNPredictor(res5_channels, MASK_HEAD_DIM, labels.num_classes),
     )
-    return backbone, _rpn(cfg, _single_level_anchors(), res4_channels), roi_heads
+    return backbone, _rpn(cfg, _single_level_anchors(cfg), res4_channels), roi_heads
 
 
 def build_dc5(
@@ -246,7 +254,7 @@ def build_dc5(
         ),
         mask_predictor=MaskRCNNPredictor(MASK_HEAD_DIM, MASK_HEAD_DIM, labels.num_classes),
     )
-    return backbone, _rpn(cfg, _single_level_anchors(), res5_channels), roi_heads
+    return backbone, _rpn(cfg, _single_level_anchors(cfg), res5_channels), roi_heads
 
 
 ArchitectureBuilder = Callable[

@@ -1,0 +1,101 @@
+"""Inference time of the study's trained backbones at the demo's proposal counts and at detectron2's.
+
+The demo preset keeps 50 test proposals for R50-C4 and R50-DC5 (100 for R50-FPN) and at most 50 detections
+an image; detectron2's defaults are 1000 proposals and 100 detections. R50-C4 runs its res5 stage once per
+proposal, so its time grows with the proposal count far more than the others': the demo's counts flatter
+it. This prints both, for the same trained models (``results/<preset>/<arch>/model_final.pt``, left by
+``make study``) on the same validation images, with the batch size, threads, warm-up and precision stated.
+
+    python benchmarks/inference_speed.py                          # results/demo, batch 1, all threads
+    python benchmarks/inference_speed.py --batch 4 --threads 1 --images 20
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+from pathlib import Path
+
+import torch
+
+from fashionseg.config import ARCHITECTURES, read_config
+from fashionseg.data.images import read_image
+from fashionseg.predict import Predictor
+
+DETECTRON2_TEST = {"pre_nms_top_n": 1000, "post_nms_top_n": 1000, "detections_per_img": 100}
+
+
+def set_test_counts(
+    predictor: Predictor, pre_nms_top_n: int, post_nms_top_n: int, detections_per_img: int
+) -> None:
+    """Set the RPN's test-time proposal counts and the detection cap of a loaded model."""
+    rpn = predictor.model.rpn
+    rpn._pre_nms_top_n["testing"] = pre_nms_top_n
+    rpn._post_nms_top_n["testing"] = post_nms_top_n
+    predictor.model.roi_heads.detections_per_img = detections_per_img
+
+
+def time_predictor(predictor: Predictor, images: list, batch: int, warmup: int) -> tuple[float, float]:
+    """Median milliseconds per image over the batches after ``warmup`` batches; mean detections an image."""
+    batches = [images[i : i + batch] for i in range(0, len(images), batch)]
+    for chunk in batches[:warmup]:
+        predictor.predict(chunk, batch_size=batch)
+    per_image, detections = [], []
+    for chunk in batches[warmup:]:
+        tic = time.perf_counter()
+        preds = predictor.predict(chunk, batch_size=batch)
+        per_image.append((time.perf_counter() - tic) * 1000 / len(chunk))
+        detections += [len(p) for p in preds]
+    return statistics.median(per_image), statistics.fmean(detections)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--results", type=Path, default=Path("results/demo"))
+    parser.add_argument("--arch", nargs="+", default=list(ARCHITECTURES), choices=ARCHITECTURES)
+    parser.add_argument("--images", type=int, default=24, help="validation images timed (after warm-up)")
+    parser.add_argument("--batch", type=int, default=1)
+    parser.add_argument("--warmup", type=int, default=2, help="batches run before timing")
+    parser.add_argument("--threads", type=int, default=torch.get_num_threads())
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+
+    rows = []
+    for arch in args.arch:
+        run_dir = args.results / arch
+        if not (run_dir / "model_final.pt").is_file():
+            raise SystemExit(f"{run_dir / 'model_final.pt'} does not exist: run `make study` first")
+        cfg = read_config(run_dir / "config.yaml")
+        gt = json.loads(cfg.data.path(cfg.data.val_annotations).read_text())
+        files = [cfg.data.path(cfg.data.val_images) / im["file_name"] for im in gt["images"]]
+        images = [read_image(f) for f in files[: args.images + args.warmup * args.batch]]
+        predictor = Predictor.from_checkpoint(run_dir)
+        demo = {
+            "pre_nms_top_n": cfg.model.rpn_pre_nms_top_n_test,
+            "post_nms_top_n": cfg.model.rpn_post_nms_top_n_test,
+            "detections_per_img": cfg.model.box_detections_per_img,
+        }
+        for setting, counts in (("demo", demo), ("detectron2", DETECTRON2_TEST)):
+            set_test_counts(predictor, **counts)
+            ms, detections = time_predictor(predictor, images, args.batch, args.warmup)
+            rows.append(
+                (arch, setting, counts["post_nms_top_n"], counts["detections_per_img"], ms, detections)
+            )
+            print(f"{arch} {setting}: {ms:.0f} ms/image", flush=True)
+
+    precision = "bf16 autocast where the CPU has it" if predictor.amp else "fp32"
+    print(
+        f"\nbatch {args.batch}, {args.threads} threads, {args.warmup} warm-up batches, median over "
+        f"{args.images} validation images, {precision}, score threshold 0 (the model's box_score_thresh)"
+    )
+    print(f"{'arch':8} {'setting':11} {'proposals':>9} {'max det':>7} {'ms/image':>9} {'det/image':>9}")
+    for arch, setting, proposals, max_det, ms, detections in rows:
+        print(f"{arch:8} {setting:11} {proposals:9d} {max_det:7d} {ms:9.0f} {detections:9.1f}")
+
+
+if __name__ == "__main__":
+    main()
