@@ -230,11 +230,13 @@ def _set_dotted(tree: dict[str, Any], key: str, value: Any) -> None:
     node[parts[-1]] = value
 
 
-def _flatten(tree: dict[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
+def flatten(tree: dict[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
+    """A nested mapping as ``(dotted key, value)`` pairs: ``{"solver": {"max_iter": 9}}`` ->
+    ``[("solver.max_iter", 9)]``."""
     out: list[tuple[str, Any]] = []
     for key, value in tree.items():
         if isinstance(value, dict):
-            out += _flatten(value, f"{prefix}{key}.")
+            out += flatten(value, f"{prefix}{key}.")
         else:
             out.append((f"{prefix}{key}", value))
     return out
@@ -284,7 +286,7 @@ def load_config(
     arch = tree.get("model", {}).get("arch", ModelConfig.arch)
     if arch in per_arch:
         # The preset's adjustments for this architecture; explicit overrides still win.
-        for key, value in _flatten(per_arch[arch]):
+        for key, value in flatten(per_arch[arch]):
             _set_dotted(tree, key, value)
         for key, value in items:
             _set_dotted(tree, key, value)

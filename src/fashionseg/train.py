@@ -36,6 +36,7 @@ from fashionseg import checkpoint, precision
 from fashionseg.config import (
     RunConfig,
     add_override_argument,
+    flatten,
     list_presets,
     load_config,
     read_config,
@@ -239,10 +240,10 @@ def refuse_to_overwrite(cfg: RunConfig) -> None:
     if not (run_dir / "model_final.pt").is_file() or not (run_dir / "config.yaml").is_file():
         return
     try:
-        stored = _flat(to_dict(read_config(run_dir / "config.yaml")))
+        stored = dict(flatten(to_dict(read_config(run_dir / "config.yaml"))))
     except FashionsegError:
         stored = {}
-    wanted = _flat(to_dict(cfg))
+    wanted = dict(flatten(to_dict(cfg)))
     changed = [k for k in sorted(wanted.keys() | stored.keys()) if stored.get(k) != wanted.get(k)]
     if changed:
         shown = ", ".join(f"{k} {stored.get(k)!r} -> {wanted.get(k)!r}" for k in changed[:4])
@@ -252,16 +253,6 @@ def refuse_to_overwrite(cfg: RunConfig) -> None:
             "folder (-p output_dir=... or -p name=...; `fashionseg study --results DIR`), or replace it "
             "with --force (`fashionseg train`, `fashionseg study`; overwrite=True in 02_train_backbone)"
         )
-
-
-def _flat(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, value in tree.items():
-        if isinstance(value, dict):
-            out.update(_flat(value, f"{prefix}{key}."))
-        else:
-            out[prefix + key] = value
-    return out
 
 
 def _train(cfg: RunConfig, resume: bool, show_progress: bool, info: DistInfo) -> Path:
