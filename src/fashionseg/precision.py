@@ -8,8 +8,15 @@ float32 exponent range, need no loss scaling. Elsewhere float32, said once in th
 from __future__ import annotations
 
 import functools
+import platform
+from pathlib import Path
+from typing import Any
 
 import torch
+
+# The CPU features that decide how a float32 or bfloat16 result rounds: oneDNN and MKL pick their kernels
+# (and so their summation orders) by these.
+ROUNDING_FLAGS = ("avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile")
 
 
 @functools.cache
@@ -19,6 +26,30 @@ def cpu_has_bf16() -> bool:
         return bool(torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported())
     except (AttributeError, RuntimeError):
         return False
+
+
+def cpu_kind(cpuinfo: Path = Path("/proc/cpuinfo")) -> dict[str, Any]:
+    """The CPU kind a run's numbers belong to (written into ``env.json`` as ``cpu``).
+
+    Training is bit-for-bit repeatable on one kind, but not across kinds: an AMX CPU and an AVX-512 BF16
+    one run different oneDNN kernels, whose roundings differ from the first step and grow over a run.
+    """
+    model, flags = "", set()
+    try:
+        for line in cpuinfo.read_text().splitlines():
+            key, _, value = line.partition(":")
+            if key.strip() == "model name" and not model:
+                model = value.strip()
+            elif key.strip() == "flags" and not flags:
+                flags = set(value.split())
+    except OSError:
+        pass
+    return {
+        "model": model or platform.processor(),
+        "capability": torch.backends.cpu.get_cpu_capability(),
+        "native_bf16": cpu_has_bf16(),
+        "flags": [f for f in ROUNDING_FLAGS if f in flags],
+    }
 
 
 def autocast_dtype(device: torch.device, amp: bool) -> torch.dtype | None:
