@@ -121,8 +121,8 @@ def main() -> None:
     # At a slider of 0 the page shows every detection: the most mask, drawing and tabulating work.
     threshold = args.score_threshold
     if threshold is None:
-        threshold = logic.Controls().score_threshold if args.weights else 0.0
-    controls = logic.Controls(score_threshold=threshold, attribute_threshold=0.5)
+        threshold = logic.DEFAULT_SCORE_THRESHOLD if args.weights else 0.0
+    controls = logic.Controls(score_threshold=threshold)
     app_path(predictor, data, controls)  # warm-up: first-call allocations and kernel selection
     runs = [app_path(predictor, data, controls) for _ in tqdm(range(args.repeats), desc="app latency")]
     image = logic.read_upload("photo.jpg", data)

@@ -117,7 +117,7 @@ def main() -> None:
     models: dict[str, nn.Module] = {}
     for arch, preset in presets.items():
         torch.manual_seed(0)
-        models[arch] = build_model(preset.model, labels, min_size, max_size)
+        models[arch] = build_model(preset.model, labels, min_size=min_size, max_size=max_size)
         if arch == "R50-FPN":
             stock = stock_maskrcnn(preset.model, labels.num_classes, min_size, max_size)
             # Same weights as ours, so both detect the same boxes and run the mask head on as many of them.

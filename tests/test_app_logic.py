@@ -19,7 +19,7 @@ from fashionseg.config import load_config, save_config, to_dict
 from fashionseg.data import ontology
 from fashionseg.data.ontology import LabelSpace
 from fashionseg.errors import FashionsegError
-from fashionseg.predict import Prediction
+from fashionseg.structures import Prediction
 
 LABELS = LabelSpace.from_coco(ontology.ontology_json())
 SHIRT, PANTS, SLEEVE, ZIPPER = 0, 6, 31, 35
@@ -198,8 +198,8 @@ def test_thresholds_and_category_filter_select_detections():
 
 def test_detection_floor_is_the_threshold_up_to_the_default():
     assert logic.detection_floor(0.2) == 0.2
-    assert logic.detection_floor(logic.DETECTION_FLOOR) == logic.DETECTION_FLOOR
-    assert logic.detection_floor(0.9) == logic.DETECTION_FLOOR  # higher thresholds re-select
+    assert logic.detection_floor(logic.DEFAULT_SCORE_THRESHOLD) == logic.DEFAULT_SCORE_THRESHOLD
+    assert logic.detection_floor(0.9) == logic.DEFAULT_SCORE_THRESHOLD  # higher thresholds re-select
 
 
 def test_detections_table_groups_attributes():

@@ -16,7 +16,8 @@ from fashionseg.app import logic
 from fashionseg.config import load_config, save_config, to_dict
 from fashionseg.data import ontology
 from fashionseg.data.ontology import LabelSpace
-from fashionseg.predict import Prediction, Predictor
+from fashionseg.predict import Predictor
+from fashionseg.structures import Prediction
 
 LABELS = LabelSpace.from_coco(ontology.ontology_json())
 SHIRT, PANTS, ZIPPER = 0, 6, 35

@@ -15,20 +15,21 @@ from torchvision.models.detection.roi_heads import RoIHeads
 from torchvision.models.resnet import BasicBlock
 from torchvision.ops import FrozenBatchNorm2d
 
-from fashionseg.config import ModelConfig
+from fashionseg.config import ARCHITECTURES, ModelConfig
 from fashionseg.data.ontology import LabelSpace, ontology_json
 from fashionseg.errors import FashionsegError
 from fashionseg.models import (
-    ARCHITECTURES,
+    ARCHITECTURE_BUILDERS,
     AttributePredictor,
+    Res5RoIHeads,
     attribute_loss,
     build_model,
     count_parameters,
 )
 from fashionseg.models.attribute_head import attribute_targets
 
-ARCHS = ("R50-FPN", "R50-C4", "R50-DC5")
 H, W = 96, 128
+SIZE = {"min_size": H, "max_size": W}  # the model's resize (the identity for the H x W test images)
 LOSSES = {
     "loss_classifier",
     "loss_box_reg",
@@ -70,7 +71,7 @@ def tiny_config(arch: str, **overrides: object) -> ModelConfig:
 
 def build(labels: LabelSpace, arch: str, **overrides: object) -> torch.nn.Module:
     torch.manual_seed(0)
-    return build_model(tiny_config(arch, **overrides), labels, min_size=H, max_size=W)
+    return build_model(tiny_config(arch, **overrides), labels, **SIZE)
 
 
 def box_mask(box: list[float]) -> torch.Tensor:
@@ -112,7 +113,7 @@ WITH_ATTRIBUTES = [
 WITHOUT_ATTRIBUTES = [[(SHOE, [8.0, 8.0, 70.0, 90.0])], [(SHOE, [60.0, 20.0, 120.0, 80.0])]]
 
 
-@pytest.fixture(scope="module", params=ARCHS)
+@pytest.fixture(scope="module", params=ARCHITECTURES)
 def model(request: pytest.FixtureRequest, labels: LabelSpace) -> torch.nn.Module:
     return build(labels, request.param)
 
@@ -251,11 +252,11 @@ def test_c4_mask_head_shares_res5(labels):
     assert outputs[0]["masks"].shape[-2:] == (H, W)
 
 
-@pytest.mark.parametrize("arch", ARCHS)
+@pytest.mark.parametrize("arch", ARCHITECTURES)
 def test_head_norm_gn_puts_groupnorm_into_the_fpn_and_mask_head(labels, arch):
     with torch.device("meta"):
-        plain = build_model(tiny_config(arch, norm="gn"), labels)
-        normed = build_model(tiny_config(arch, norm="gn", head_norm="gn"), labels)
+        plain = build_model(tiny_config(arch, norm="gn"), labels, **SIZE)
+        normed = build_model(tiny_config(arch, norm="gn", head_norm="gn"), labels, **SIZE)
 
     def group_norms(module: torch.nn.Module) -> int:
         return sum(isinstance(m, torch.nn.GroupNorm) for m in module.modules())
@@ -268,20 +269,20 @@ def test_head_norm_gn_puts_groupnorm_into_the_fpn_and_mask_head(labels, arch):
     fpn_norms = group_norms(normed.backbone) - group_norms(plain.backbone)
     assert fpn_norms == (8 if arch == "R50-FPN" else 0)  # 4 lateral + 4 output convs
     with pytest.raises(FashionsegError, match="model.head_norm='bn'.*valid: none, gn"):
-        build_model(tiny_config(arch, head_norm="bn"), labels)
+        build_model(tiny_config(arch, head_norm="bn"), labels, **SIZE)
 
 
 def test_unknown_arch_lists_the_valid_ones(labels):
     with pytest.raises(FashionsegError) as err:
-        build_model(ModelConfig(arch="R50-XYZ"), labels)
-    assert all(arch in str(err.value) for arch in ARCHS)
+        build_model(ModelConfig(arch="R50-XYZ"), labels, **SIZE)
+    assert all(arch in str(err.value) for arch in ARCHITECTURES)
 
 
-@pytest.mark.parametrize("arch", ARCHS)
+@pytest.mark.parametrize("arch", ARCHITECTURES)
 @pytest.mark.parametrize(("depth", "res4", "res5"), [(18, 256, 512), (34, 256, 512), (101, 1024, 2048)])
 def test_other_depths_build_with_their_channel_counts(labels, arch, depth, res4, res5):
     with torch.device("meta"):
-        model = build_model(ModelConfig(arch=arch, depth=depth), labels)
+        model = build_model(ModelConfig(arch=arch, depth=depth), labels, **SIZE)
     blocks = {18: 2, 34: 3, 101: 3}[depth]
     rpn_in = {"R50-FPN": 256, "R50-C4": res4, "R50-DC5": res5}[arch]
     feature_dim = res5 if arch == "R50-C4" else 1024
@@ -291,7 +292,7 @@ def test_other_depths_build_with_their_channel_counts(labels, arch, depth, res4,
     assert len(res5_stage) == blocks
 
 
-@pytest.mark.parametrize("arch", ARCHS)
+@pytest.mark.parametrize("arch", ARCHITECTURES)
 def test_basic_block_backbones_run_at_stride_16(labels, arch):
     model = build(labels, arch, depth=18).eval()
     with torch.no_grad():
@@ -305,7 +306,7 @@ def test_basic_block_backbones_run_at_stride_16(labels, arch):
 
 def test_r50_fpn_is_torchvision_maskrcnn_plus_attribute_head(labels):
     with torch.device("meta"):
-        ours = build_model(ModelConfig(arch="R50-FPN", norm="bn"), labels)
+        ours = build_model(ModelConfig(arch="R50-FPN", norm="bn"), labels, **SIZE)
         stock = maskrcnn_resnet50_fpn(weights=None, weights_backbone=None, num_classes=labels.num_classes)
     ours_shapes = {k: v.shape for k, v in ours.state_dict().items() if "attribute_predictor" not in k}
     assert ours_shapes == {k: v.shape for k, v in stock.state_dict().items()}
@@ -382,7 +383,7 @@ def detectron2_parameters(arch: str, categories: int) -> int:
 
 
 @pytest.mark.filterwarnings("ignore:Initializing zero-element tensors")
-@pytest.mark.parametrize("arch", ARCHS)
+@pytest.mark.parametrize("arch", ARCHITECTURES)
 def test_parameter_counts_match_detectron2(labels, arch):
     coco = LabelSpace(tuple(range(80)), tuple(f"c{i}" for i in range(80)), (), (), ())
     feature_dim = 2048 if arch == "R50-C4" else 1024
@@ -391,7 +392,7 @@ def test_parameter_counts_match_detectron2(labels, arch):
         (labels, detectron2_parameters(arch, 46) + linear(feature_dim, labels.num_attributes)),
     ):
         with torch.device("meta"):
-            ours = count_parameters(build_model(ModelConfig(arch=arch, norm="frozen_bn"), space))
+            ours = count_parameters(build_model(ModelConfig(arch=arch, norm="frozen_bn"), space, **SIZE))
         name = f"{arch}, {space.num_classes} classes, {space.num_attributes} attributes"
         print(f"{name}: {ours:,} parameters (detectron2 {reference:,})")
         assert ours == pytest.approx(reference, rel=0.05)
@@ -442,7 +443,7 @@ def test_missing_weight_file_says_what_to_download(
     labels, offline_torch_home, arch, depth, weights, file, command
 ):
     with pytest.raises(FashionsegError) as err:
-        build_model(ModelConfig(arch=arch, depth=depth, weights=weights), labels)
+        build_model(ModelConfig(arch=arch, depth=depth, weights=weights), labels, **SIZE)
     message = str(err.value)
     assert str(offline_torch_home / "hub" / "checkpoints" / file) in message
     assert command in message and "TORCH_HOME" in message and f"weights={weights}" in message
@@ -454,7 +455,7 @@ def test_imagenet_weights_load_from_the_cache_and_freeze_the_stem_and_res2(label
     checkpoints = offline_torch_home / "hub" / "checkpoints"
     checkpoints.mkdir(parents=True)
     torch.save(state, checkpoints / "resnet18-f37072fd.pth")
-    model = build_model(ModelConfig(arch="R50-DC5", depth=18, weights="imagenet"), labels)
+    model = build_model(ModelConfig(arch="R50-DC5", depth=18, weights="imagenet"), labels, **SIZE)
     body = model.backbone.body
     assert torch.equal(body.conv1.weight, state["conv1.weight"])
     assert torch.equal(body.layer3[0].conv1.weight, state["layer3.0.conv1.weight"])
@@ -471,7 +472,7 @@ def test_coco_weights_load_and_class_heads_are_reinitialised(labels, offline_tor
     checkpoints = offline_torch_home / "hub" / "checkpoints"
     checkpoints.mkdir(parents=True)
     torch.save(stock, checkpoints / "maskrcnn_resnet50_fpn_coco-bf2d0c1e.pth")
-    model = build_model(tiny_config("R50-FPN", weights="coco"), labels)
+    model = build_model(tiny_config("R50-FPN", weights="coco"), labels, **SIZE)
     state = model.state_dict()
     for key in (
         "backbone.body.layer4.2.conv3.weight",
@@ -486,13 +487,13 @@ def test_coco_weights_load_and_class_heads_are_reinitialised(labels, offline_tor
 
 def test_weight_choices_that_cannot_work_are_explained(labels, tmp_path):
     with pytest.raises(FashionsegError, match="R50-FPN with depth 50"):
-        build_model(ModelConfig(arch="R50-C4", weights="coco"), labels)
+        build_model(ModelConfig(arch="R50-C4", weights="coco"), labels, **SIZE)
     with pytest.raises(FashionsegError, match="norm=gn"):
-        build_model(ModelConfig(weights="imagenet", norm="gn"), labels)
+        build_model(ModelConfig(weights="imagenet", norm="gn"), labels, **SIZE)
     with pytest.raises(FashionsegError, match="no such file"):
-        build_model(ModelConfig(weights=str(tmp_path / "model_final.pt")), labels)
+        build_model(ModelConfig(weights=str(tmp_path / "model_final.pt")), labels, **SIZE)
     with pytest.raises(FashionsegError, match="trainable_backbone_layers=7"):
-        build_model(ModelConfig(weights="imagenet", trainable_backbone_layers=7), labels)
+        build_model(ModelConfig(weights="imagenet", trainable_backbone_layers=7), labels, **SIZE)
 
 
 def test_checkpoint_weights_load_and_must_fit(labels, tmp_path):
@@ -509,7 +510,10 @@ def test_checkpoint_weights_load_and_must_fit(labels, tmp_path):
         build(labels, "R50-DC5", depth=18, weights=str(path))
 
 
-def test_architecture_table_is_the_configs():
-    from fashionseg.config import ARCHITECTURES as CONFIG_ARCHITECTURES
-
-    assert tuple(ARCHITECTURES) == CONFIG_ARCHITECTURES
+def test_each_architecture_name_builds_its_own_architecture(labels):
+    assert tuple(ARCHITECTURE_BUILDERS) == ARCHITECTURES
+    with torch.device("meta"):
+        fpn, c4, dc5 = (build_model(ModelConfig(arch=arch), labels, **SIZE) for arch in ARCHITECTURES)
+    assert hasattr(fpn.backbone, "fpn") and not isinstance(fpn.roi_heads, Res5RoIHeads)
+    assert isinstance(c4.roi_heads, Res5RoIHeads) and not hasattr(c4.backbone, "fpn")
+    assert dc5.backbone.body.layer4[0].conv2.dilation == (2, 2) and not hasattr(dc5.backbone, "fpn")

@@ -10,7 +10,8 @@ from PIL import Image
 
 from fashionseg.checkpoint import CheckpointError
 from fashionseg.cli import main
-from fashionseg.predict import Predictor, to_coco_results
+from fashionseg.predict import Predictor
+from fashionseg.structures import to_coco_results
 
 
 def test_predictor_outputs_follow_the_contract(tiny_run, synthetic_root):

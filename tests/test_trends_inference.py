@@ -13,7 +13,7 @@ from PIL import Image
 from fashionseg.data.ontology import LabelSpace
 from fashionseg.distributed import init_from_env, shutdown
 from fashionseg.errors import FashionsegError
-from fashionseg.predict import Prediction
+from fashionseg.structures import Prediction
 from fashionseg.trends.cli import predict_and_analyse
 from fashionseg.trends.collection import open_collection
 from fashionseg.trends.inference import InferenceSettings, infer_collection, load_predictions

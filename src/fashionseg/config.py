@@ -21,6 +21,7 @@ import yaml
 from fashionseg.errors import FashionsegError
 
 PRESET_DIR = Path(__file__).parent / "presets"
+# the architecture names, defined here only; models.detector maps each to its builder
 ARCHITECTURES = ("R50-FPN", "R50-C4", "R50-DC5")
 
 

@@ -12,12 +12,10 @@ import json
 import sys
 import threading
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pycocotools.mask as mask_utils
 import torch
 from PIL import Image
 from torchvision.transforms.functional import pil_to_tensor
@@ -30,40 +28,10 @@ from fashionseg.data.ontology import LabelSpace
 from fashionseg.distributed import resolve_device
 from fashionseg.errors import FashionsegError
 from fashionseg.models import build_model
+from fashionseg.structures import Prediction, to_coco_results
+from fashionseg.visualization import draw_predictions
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff")
-
-
-@dataclass(frozen=True)
-class Prediction:
-    """The detections of one image, in its pixel coordinates.
-
-    boxes float32 [N, 4] (x1, y1, x2, y2); scores float32 [N]; category_ids int64 [N] (dataset ids);
-    masks bool [N, H, W]; attribute_scores float32 [N, A] (columns follow ``LabelSpace.attribute_ids``);
-    attribute_ids: N lists of the attribute ids scoring at least the model's attribute threshold.
-    """
-
-    boxes: np.ndarray
-    scores: np.ndarray
-    category_ids: np.ndarray
-    masks: np.ndarray
-    attribute_scores: np.ndarray
-    attribute_ids: list[list[int]]
-
-    def __len__(self) -> int:
-        return len(self.scores)
-
-    def select(self, keep: np.ndarray) -> Prediction:
-        """The detections where ``keep`` (bool [N] or indices) holds."""
-        idx = np.flatnonzero(keep) if keep.dtype == bool else keep
-        return Prediction(
-            self.boxes[idx],
-            self.scores[idx],
-            self.category_ids[idx],
-            self.masks[idx],
-            self.attribute_scores[idx],
-            [self.attribute_ids[i] for i in idx],
-        )
 
 
 def _checkpoint_path(path: str | Path) -> Path:
@@ -168,33 +136,6 @@ class Predictor:
         return to_coco_results(pred, image_id, self.labels)
 
 
-def to_coco_results(pred: Prediction, image_id: int, labels: LabelSpace) -> list[dict[str, Any]]:
-    """One COCO-results dict per detection: bbox (x, y, w, h), RLE segmentation, score and attributes."""
-    column = {a: j for j, a in enumerate(labels.attribute_ids)}
-    results = []
-    if len(pred):
-        rles = mask_utils.encode(np.asfortranarray(pred.masks.astype(np.uint8).transpose(1, 2, 0)))
-    for i in range(len(pred)):
-        x1, y1, x2, y2 = (float(v) for v in pred.boxes[i])
-        rle = rles[i]
-        ids = pred.attribute_ids[i]
-        results.append(
-            {
-                "image_id": int(image_id),
-                "category_id": int(pred.category_ids[i]),
-                "bbox": [round(x1, 2), round(y1, 2), round(x2 - x1, 2), round(y2 - y1, 2)],
-                "score": round(float(pred.scores[i]), 5),
-                "segmentation": {
-                    "size": [int(s) for s in rle["size"]],
-                    "counts": rle["counts"].decode("ascii"),
-                },
-                "attribute_ids": ids,
-                "attribute_scores": [round(float(pred.attribute_scores[i, column[a]]), 4) for a in ids],
-            }
-        )
-    return results
-
-
 def list_images(paths: Iterable[str | Path]) -> list[Path]:
     """Image files named directly or found (recursively, sorted) in the folders given."""
     files: list[Path] = []
@@ -220,8 +161,6 @@ def predict_files(
 
     A file that cannot be read is reported and skipped; the others go on. Returns a summary dict.
     """
-    from fashionseg.visualization import draw_predictions
-
     out_dir.mkdir(parents=True, exist_ok=True)
     if overlays:
         (out_dir / "overlays").mkdir(exist_ok=True)

@@ -4,16 +4,14 @@ from __future__ import annotations
 
 import colorsys
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import pycocotools.mask as mask_utils
 from PIL import Image, ImageDraw, ImageFont
 
 from fashionseg.data.ontology import LabelSpace
-
-if TYPE_CHECKING:
-    from fashionseg.predict import Prediction
+from fashionseg.structures import Prediction
 
 
 def category_color(category_id: int) -> tuple[int, int, int]:

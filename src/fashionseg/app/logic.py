@@ -1,6 +1,6 @@
 """What the app computes, apart from Streamlit: upload checks, trained runs, model cards, detection tables.
 
-Plain functions over bytes, PIL images, run folders and :class:`~fashionseg.predict.Prediction` objects, so
+Plain functions over bytes, PIL images, run folders and :class:`~fashionseg.structures.Prediction` objects, so
 they are unit-tested without a server and timed by ``benchmarks/app_latency.py`` exactly as the page runs
 them. Nothing is written outside a temporary folder: an upload lives there only while it is decoded, and
 exports are returned as bytes.
@@ -25,12 +25,13 @@ import pandas as pd
 import yaml
 from PIL import Image
 
+from fashionseg.config import ModelConfig
 from fashionseg.data import ontology
 from fashionseg.data.images import ImageReadError, read_image
 from fashionseg.data.ontology import LabelSpace
 from fashionseg.data.synthetic import render_image
 from fashionseg.errors import FashionsegError
-from fashionseg.predict import Prediction, to_coco_results
+from fashionseg.structures import Prediction, to_coco_results
 from fashionseg.visualization import draw_predictions
 
 UPLOAD_TYPES = ("jpg", "jpeg", "png", "webp")
@@ -41,7 +42,8 @@ MAX_UPLOAD_MB = 20
 MAX_SIDE = 1333
 DEFAULT_RESULTS = (Path("results"), Path("runs"))
 CHECKPOINT_NAME = "model_final.pt"
-DETECTION_FLOOR = 0.5  # the model runs at min(score threshold, this): see detection_floor
+# the score slider's start, and the floor the model runs at for higher thresholds (see detection_floor)
+DEFAULT_SCORE_THRESHOLD = 0.5
 
 
 class UploadError(FashionsegError):
@@ -239,8 +241,8 @@ def model_card(run: RunInfo) -> list[tuple[str, str]]:
 class Controls:
     """The page's filters: which detections and attributes are shown, drawn, tabulated and exported."""
 
-    score_threshold: float = 0.5
-    attribute_threshold: float = 0.5
+    score_threshold: float = DEFAULT_SCORE_THRESHOLD
+    attribute_threshold: float = ModelConfig.attribute_threshold  # the model's own, unless changed
     categories: tuple[int, ...] | None = None  # None: every category
 
 
@@ -252,7 +254,7 @@ def detection_floor(score_threshold: float) -> float:
     threshold at or above it: raising the slider from the default re-selects cached detections, lowering it
     below runs the model once more, at the lower floor.
     """
-    return min(score_threshold, DETECTION_FLOOR)
+    return min(score_threshold, DEFAULT_SCORE_THRESHOLD)
 
 
 def select(pred: Prediction, labels: LabelSpace, controls: Controls) -> Prediction:

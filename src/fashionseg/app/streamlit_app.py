@@ -16,7 +16,8 @@ from PIL import Image
 
 from fashionseg.app import logic
 from fashionseg.errors import FashionsegError
-from fashionseg.predict import Prediction, Predictor
+from fashionseg.predict import Predictor
+from fashionseg.structures import Prediction
 
 
 @st.cache_resource(show_spinner="Loading the model…", max_entries=3)
@@ -63,12 +64,13 @@ def sidebar(runs: list[logic.RunInfo]) -> tuple[logic.RunInfo, Predictor, logic.
             "Score threshold",
             0.0,
             1.0,
-            0.5,
+            logic.DEFAULT_SCORE_THRESHOLD,
             0.05,
             key="score",
             help="show detections at least this confident",
         )
-        default_attribute = float(predictor.config["model"].get("attribute_threshold", 0.5))
+        model_config = predictor.config["model"]
+        default_attribute = float(model_config.get("attribute_threshold", logic.Controls.attribute_threshold))
         attribute = st.slider(
             "Attribute threshold",
             0.0,

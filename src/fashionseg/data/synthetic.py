@@ -638,10 +638,10 @@ def _split_paths(data_cfg: DataConfig, split: str) -> tuple[Path, Path]:
 
 def generate(
     out: str | Path,
-    train: int = 240,
-    val: int = 60,
-    size: int = 160,
-    seed: int = 0,
+    train: int = DataConfig.synth_train,
+    val: int = DataConfig.synth_val,
+    size: int = DataConfig.synth_size,
+    seed: int = DataConfig.synth_seed,
     show_progress: bool = True,
 ) -> None:
     """Write both splits under ``out`` in DataConfig's default layout:

@@ -1,9 +1,10 @@
 """Attribute-Mask R-CNN in torchvision: detectron2's R50-FPN, R50-C4 and R50-DC5, each with an attribute head.
 
-``build_model(cfg.model, labels)`` returns a torchvision ``GeneralizedRCNN``-style model that follows the
-data contract of ARCHITECTURE.md: images ``list[Tensor[3, H, W]]`` in 0-1; in training it returns
-torchvision's five losses plus ``loss_attribute``; in inference each detection also carries
-``attribute_scores`` [N, A] and ``attribute_ids``.
+``build_model(cfg.model, labels, min_size=cfg.data.min_size, max_size=cfg.data.max_size)`` returns a
+torchvision ``GeneralizedRCNN``-style model that follows the data contract of ARCHITECTURE.md: images
+``list[Tensor[3, H, W]]`` in 0-1; in training it returns torchvision's five losses plus ``loss_attribute``;
+in inference each detection also carries ``attribute_scores`` [N, A] and ``attribute_ids``. The
+architecture names are :data:`fashionseg.config.ARCHITECTURES`.
 
 - ``backbones``: ResNet 18/34/50/101 with frozen BN / BN / GN, stage freezing, res5 dilation (DC5).
 - ``roi_heads``: ``AttributeRoIHeads`` (torchvision's RoIHeads + attributes) and ``Res5RoIHeads`` (C4).
@@ -16,7 +17,7 @@ The known differences to detectron2 (:data:`KNOWN_DIFFERENCES`) follow.
 
 from fashionseg.models.attribute_head import AttributePredictor, attribute_loss
 from fashionseg.models.detector import (
-    ARCHITECTURES,
+    ARCHITECTURE_BUILDERS,
     KNOWN_DIFFERENCES,
     AttributeMaskRCNN,
     build_model,
@@ -28,7 +29,7 @@ from fashionseg.models.roi_heads import AttributeRoIHeads, Res5RoIHeads
 __doc__ = f"{__doc__}\n{KNOWN_DIFFERENCES}"
 
 __all__ = [
-    "ARCHITECTURES",
+    "ARCHITECTURE_BUILDERS",
     "KNOWN_DIFFERENCES",
     "AttributeMaskRCNN",
     "AttributePredictor",

@@ -1,8 +1,9 @@
 """The three detectron2 architectures (R50-FPN, R50-C4, R50-DC5) assembled from torchvision parts.
 
-:func:`build_model` reads a :class:`~fashionseg.config.ModelConfig`; :data:`ARCHITECTURES` is the literal
-table of architecture builders. Every model is an :class:`AttributeMaskRCNN`: torchvision's
-``GeneralizedRCNN`` (transform, backbone, RPN, RoI heads) whose RoI heads also predict attributes.
+:func:`build_model` reads a :class:`~fashionseg.config.ModelConfig`; :data:`ARCHITECTURE_BUILDERS` is the
+table of architecture builders, keyed by the names in :data:`fashionseg.config.ARCHITECTURES`. Every model is
+an :class:`AttributeMaskRCNN`: torchvision's ``GeneralizedRCNN`` (transform, backbone, RPN, RoI heads) whose
+RoI heads also predict attributes.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from torchvision.models.detection.rpn import RegionProposalNetwork, RPNHead
 from torchvision.models.detection.transform import GeneralizedRCNNTransform
 from torchvision.ops import MultiScaleRoIAlign
 
-from fashionseg.config import ModelConfig
+from fashionseg.config import ARCHITECTURES, ModelConfig
 from fashionseg.data.ontology import LabelSpace
 from fashionseg.errors import FashionsegError
 from fashionseg.models.attribute_head import AttributePredictor
@@ -260,11 +261,10 @@ def build_dc5(
 ArchitectureBuilder = Callable[
     [ResNet, ModelConfig, LabelSpace], tuple[nn.Module, RegionProposalNetwork, AttributeRoIHeads]
 ]
-ARCHITECTURES: dict[str, ArchitectureBuilder] = {
-    "R50-FPN": build_fpn,
-    "R50-C4": build_c4,
-    "R50-DC5": build_dc5,
-}
+# in the order of config.ARCHITECTURES: the names live there, where no torch import is needed
+ARCHITECTURE_BUILDERS: dict[str, ArchitectureBuilder] = dict(
+    zip(ARCHITECTURES, (build_fpn, build_c4, build_dc5), strict=True)
+)
 WEIGHT_NAMES = ("none", "imagenet", "coco")
 
 
@@ -275,9 +275,7 @@ def resolve_norm(norm: str, pretrained: bool) -> str:
     return norm
 
 
-def build_model(
-    cfg: ModelConfig, labels: LabelSpace, min_size: int = 800, max_size: int = 1333
-) -> AttributeMaskRCNN:
+def build_model(cfg: ModelConfig, labels: LabelSpace, *, min_size: int, max_size: int) -> AttributeMaskRCNN:
     """The detector ``cfg.arch`` for ``labels``, initialised from ``cfg.weights``.
 
     ``cfg.depth`` swaps the ResNet (18/34/50/101) inside the same architecture family: "R50-C4" with
@@ -285,7 +283,8 @@ def build_model(
     ``imagenet`` (torchvision's ResNet weights for the backbone), ``coco`` (torchvision's COCO Mask R-CNN;
     R50-FPN, depth 50 only; label-specific predictors re-initialised) or the path of a fashionseg
     checkpoint. With pretrained weights the first ``5 - cfg.trainable_backbone_layers`` ResNet stages are
-    frozen. ``min_size``/``max_size`` set the internal resize (a no-op for images already at that size).
+    frozen. ``min_size``/``max_size`` (the run's ``data.min_size``/``data.max_size``) set the internal
+    resize (a no-op for images already at that size).
     """
     if cfg.arch not in ARCHITECTURES:
         raise FashionsegError(
@@ -305,7 +304,7 @@ def build_model(
         imagenet=cfg.weights == "imagenet",
         trainable_layers=cfg.trainable_backbone_layers if pretrained else 5,
     )
-    backbone, rpn, roi_heads = ARCHITECTURES[cfg.arch](resnet, cfg, labels)
+    backbone, rpn, roi_heads = ARCHITECTURE_BUILDERS[cfg.arch](resnet, cfg, labels)
     transform = GeneralizedRCNNTransform(
         min_size, max_size, image_mean=[0.485, 0.456, 0.406], image_std=[0.229, 0.224, 0.225]
     )

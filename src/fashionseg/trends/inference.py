@@ -40,6 +40,7 @@ from fashionseg.data.ontology import LabelSpace
 from fashionseg.data.transforms import resized_shape
 from fashionseg.distributed import DistInfo, barrier
 from fashionseg.errors import FashionsegError
+from fashionseg.structures import Prediction
 
 PREDICTIONS_FILE = "predictions.parquet"
 SETTINGS_FILE = "inference.json"
@@ -69,7 +70,7 @@ class PredictorLike(Protocol):
 
     labels: LabelSpace
 
-    def predict(self, images: Sequence[torch.Tensor], batch_size: int = ...) -> list[Any]: ...
+    def predict(self, images: Sequence[torch.Tensor], batch_size: int = ...) -> list[Prediction]: ...
 
 
 @dataclass(frozen=True)
@@ -166,9 +167,9 @@ class LoadedImage:
 
 
 def prediction_records(
-    item: LoadedImage, pred: Any, labels: LabelSpace, settings: InferenceSettings
+    item: LoadedImage, pred: Prediction, labels: LabelSpace, settings: InferenceSettings
 ) -> list[dict[str, Any]]:
-    """Image row plus detection rows of one :class:`~fashionseg.predict.Prediction` made on the loaded
+    """Image row plus detection rows of one :class:`~fashionseg.structures.Prediction` made on the loaded
     (possibly resized) image; boxes go back to the original image's pixels."""
     keep = np.flatnonzero(pred.scores >= settings.min_score)
     names = dict(zip(labels.category_ids, labels.category_names, strict=True))
