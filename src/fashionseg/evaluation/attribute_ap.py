@@ -35,14 +35,14 @@ from __future__ import annotations
 
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
-from itertools import chain
+from itertools import chain, compress
 from typing import Any
 
 import numpy as np
 from pycocotools import mask as mask_utils
 from tqdm.auto import tqdm
 
-from fashionseg.evaluation.results import Predictions
+from fashionseg.evaluation.results import Predictions, sorted_ranks
 
 # Exactly pycocotools' thresholds (np.linspace, not np.arange, whose points drift) plus FPEval's -1 entry.
 IOU_THRESHOLDS = np.append(np.linspace(0.5, 0.95, 10), -1.0)
@@ -118,7 +118,7 @@ def match_detections(
     area range a; ``gt_reusable`` bool [P, G] may match several detections (COCO's crowd rule);
     ``gt_id_zero`` bool [P, G] ground truths with id 0, whose matches pycocotools stores as "unmatched".
     Returns ``matched`` and ``on_ignored`` bool [P, D, Ti, Tf, A]: the detection counts as a match, and
-    the ground truth it took is ignored.
+    the ground truth it took is ignored (to be read only: they may be broadcast views).
     """
     num_pairs, num_dt, num_gt = ious.shape
     num_areas = gt_ignore.shape[2]
@@ -127,14 +127,15 @@ def match_detections(
     start_iou = np.minimum(IOU_THRESHOLDS, 1 - 1e-10)[None, None, :, None, None]
     start_f1 = np.minimum(f1_thresholds, 1 - 1e-10)[None, None, None, :, None]
     if num_gt == 1:  # one ground truth: the first detection that qualifies takes it (all, for a crowd)
-        ok = ious[:, :, :, None, None] >= start_iou
+        # Which detection that is does not depend on the area range: found once, broadcast over A.
+        ok = ious[:, :, :, None, None] >= start_iou  # [P, D, Ti, 1, 1]
         if f1s is not None:
-            ok = ok & (f1s[:, :, :, None, None] >= start_f1)
-        ok = np.broadcast_to(ok, (num_pairs, num_dt, *shape[1:]))
+            ok = ok & (f1s[:, :, :, None, None] >= start_f1)  # [P, D, Ti, Tf, 1]
         first = (np.arange(num_dt)[None, :, None, None, None] == np.argmax(ok, axis=1)[:, None]) & ok
         matched = ok & (first | gt_reusable[:, None, :, None, None])
         on_ignored = matched & gt_ignore[:, None, :, None, :]
-        return matched & ~gt_id_zero[:, None, :, None, None], on_ignored
+        full = (num_pairs, num_dt, *shape[1:])
+        return np.broadcast_to(matched & ~gt_id_zero[:, None, :, None, None], full), on_ignored
     if f1s is None:
         return _match_by_iou(ious, gt_ignore, gt_reusable, gt_id_zero)
     if num_areas > 1:
@@ -337,8 +338,9 @@ def accumulate(
     # Ground truths by (image, category) in file order; detections by (image, category, decreasing score),
     # the best 100 of each. Images in id order, as COCOeval concatenates them.
     gt_order = np.lexsort((gts.category, gts.image))
-    dt_order = np.lexsort((-dts.score, dts.category, dts.image))
-    dt_key = dts.image[dt_order] * num_cats + dts.category[dt_order]
+    dt_pair = dts.image * num_cats + dts.category
+    dt_order = np.lexsort((-dts.score, dt_pair))
+    dt_key = dt_pair[dt_order]
     rank = np.arange(dt_order.size) - np.searchsorted(dt_key, dt_key)
     kept = rank < MAX_DETECTIONS[-1]
     dt_order, dt_key, rank = dt_order[kept], dt_key[kept], rank[kept]
@@ -347,10 +349,10 @@ def accumulate(
     buckets, candidates = _pair_buckets(
         gts, dts, gt_order, dt_order, num_cats, with_attributes, iou_types, show_progress
     )
-    f1s = {  # padding rows take the last detection's attributes; their IoU keeps them unmatched
+    f1s = {  # padding takes the last candidate's or first ground truth's attributes; its IoU never matches
         size: attribute_f1_matrix(
-            dts.attributes[dt_order[candidates[np.minimum(bucket.candidate, candidates.size - 1)]]],
-            gts.attributes[bucket.gt],
+            dts.attribute_rows(dt_order[candidates[np.minimum(bucket.candidate, candidates.size - 1)]]),
+            gts.attribute_rows(np.maximum(bucket.gt, 0)),
         )
         for size, bucket in buckets.items()
         if size[2]
@@ -683,19 +685,17 @@ def summary_value(
     else:
         t = np.flatnonzero(IOU_THRESHOLDS == iou_thr)
     keep = set(acc.category_ids if category_ids is None else category_ids)
-    slices = []  # (F1 index, category index)
-    for k, c in enumerate(acc.category_ids):
-        if c not in keep:
-            continue
-        if not (use_f1 and acc.with_attributes[k]):
-            slices.append((len(F1_THRESHOLDS) - 1, k))
-        elif f1_thr is None:
-            slices += [(f, k) for f in range(len(F1_THRESHOLDS) - 1)]
-        else:
-            slices += [(int(f), k) for f in np.flatnonzero(F1_THRESHOLDS == f1_thr)]
-    if not slices or not t.size:
+    kept = np.array([c in keep for c in acc.category_ids], dtype=bool)
+    by_f1 = kept & acc.with_attributes if use_f1 else np.zeros_like(kept)
+    f1_index = np.arange(F1_THRESHOLDS.size - 1)
+    if f1_thr is not None:
+        f1_index = np.flatnonzero(F1_THRESHOLDS == f1_thr)
+    chosen = np.zeros((len(acc.category_ids), len(F1_THRESHOLDS)), dtype=bool)  # [K, F] the slices
+    chosen[kept & ~by_f1, -1] = True
+    chosen[np.ix_(np.flatnonzero(by_f1), f1_index)] = True
+    k, f = (x[None, :] for x in np.nonzero(chosen))  # category after category, F1 thresholds in order
+    if not k.size or not t.size:
         return -1.0
-    f, k = (np.array(x)[None, :] for x in zip(*slices, strict=True))
     a, m = list(AREA_RANGES).index(area), MAX_DETECTIONS.index(max_det)
     if recall:
         values = acc.recall[t[:, None], f, k, a, m]
@@ -734,7 +734,7 @@ class _Instances:
     score: np.ndarray  # float64 [n] (ground truth: zeros)
     crowd: np.ndarray  # bool [n]
     id_zero: np.ndarray  # bool [n] id 0 (ground truth)
-    attributes: np.ndarray  # bool [n, N] multi-hot over the ground-truth file's attributes
+    attributes: _AttributeLists  # the entries' attributes; empty for categories without
     area: dict[str, np.ndarray]  # IoU type -> float64 [n]: box / mask area (ground truth: annotated area)
     boxes: np.ndarray | None  # float64 [n, 4] when bbox is evaluated
     rles: list[dict[str, Any]] | None  # [n] compressed RLEs when segm is evaluated
@@ -742,6 +742,43 @@ class _Instances:
     def geometry(self, iou_type: str, index: np.ndarray) -> np.ndarray | list[dict[str, Any]]:
         """What pycocotools' ``iou`` takes for these entries: boxes [m, 4] or a list of RLEs."""
         return self.boxes[index] if iou_type == "bbox" else [self.rles[i] for i in index]
+
+    def attribute_rows(self, index: np.ndarray) -> np.ndarray:
+        """bool [*index.shape, N]: the multi-hot attribute vectors of the entries ``index``."""
+        return self.attributes.rows(index)
+
+
+@dataclass(frozen=True)
+class _AttributeLists:
+    """n entries' attribute lists, as columns of the ground-truth file's N attributes laid end to end.
+
+    Only the detections that meet a ground truth of their category get a multi-hot row: with 100
+    detections an image, a dense [n, N] matrix would be mostly unread.
+    """
+
+    start: np.ndarray  # int64 [n + 1] where each entry's columns start in ``column``
+    column: np.ndarray  # int64 [m] attribute columns
+    num_attributes: int
+
+    @classmethod
+    def of(
+        cls, counts: np.ndarray, column: np.ndarray, keep: np.ndarray, num_attributes: int
+    ) -> _AttributeLists:
+        """Lists of ``counts`` [n] columns each, laid end to end in ``column``; emptied where not ``keep``."""
+        if not keep.all():
+            column = column[np.repeat(keep, counts)]
+            counts = np.where(keep, counts, 0)
+        return cls(np.r_[0, np.cumsum(counts)], column, num_attributes)
+
+    def rows(self, index: np.ndarray) -> np.ndarray:
+        """bool [*index.shape, N]: multi-hot rows of the entries ``index`` (ints in [0, n))."""
+        flat = np.asarray(index, dtype=np.int64).ravel()
+        begin = self.start[flat]
+        counts = self.start[flat + 1] - begin
+        offset = np.repeat(begin - (np.cumsum(counts) - counts), counts)
+        out = np.zeros((flat.size, self.num_attributes), dtype=bool)
+        out[np.repeat(np.arange(flat.size), counts), self.column[offset + np.arange(offset.size)]] = True
+        return out.reshape(*np.shape(index), self.num_attributes)
 
 
 def _gt_instances(
@@ -754,10 +791,7 @@ def _gt_instances(
     """The flat arrays of the ground-truth annotations (area: the annotated one, for either IoU type)."""
     n = len(annotations)
     category = _category_index([a["category_id"] for a in annotations], category_ids)
-    rles = None
-    if "segm" in iou_types:
-        sizes = {im["id"]: (im["height"], im["width"]) for im in gt["images"]}
-        rles = [_rle(a["segmentation"], *sizes[a["image_id"]]) for a in annotations]
+    rles = _gt_rles(annotations, gt) if "segm" in iou_types else None
     boxes = None
     if "bbox" in iou_types:
         boxes = np.array([a["bbox"] for a in annotations], dtype=np.float64).reshape(n, 4)
@@ -767,7 +801,7 @@ def _gt_instances(
         score=np.zeros(n),
         crowd=np.array([bool(a.get("iscrowd", 0)) for a in annotations], dtype=bool),
         id_zero=np.array([a.get("id") == 0 for a in annotations], dtype=bool),
-        attributes=_attribute_matrix(
+        attributes=_attribute_lists(
             [a.get("attribute_ids") for a in annotations], category, with_attributes, gt
         ),
         area=dict.fromkeys(iou_types, np.array([a["area"] for a in annotations], dtype=np.float64)),
@@ -780,8 +814,17 @@ def _dt_instances(
     predictions: Predictions, gt: dict[str, Any], category_ids: Sequence[int], with_attributes: np.ndarray
 ) -> _Instances:
     """The flat arrays of checked predictions (area: the box's for bbox, the mask's for segm)."""
-    n = len(predictions)
-    category = _category_index(predictions.category_id, category_ids)
+    n, index = len(predictions), predictions.index
+    if index is None:
+        category = _category_index(predictions.category_id, category_ids)
+        image = _image_rank(predictions.image_id, gt)
+        attributes = _attribute_lists(predictions.attribute_ids, category, with_attributes, gt)
+    else:  # numbered while checking
+        category, image = index.category, index.image
+        num_attributes = len({a["id"] for a in gt.get("attributes", [])})
+        attributes = _AttributeLists.of(
+            index.attribute_count, index.attribute_column, with_attributes[category], num_attributes
+        )
     boxes, rles = predictions.bbox, predictions.segmentation
     area = {"bbox": boxes[:, 2] * boxes[:, 3]} if boxes is not None else {}
     if rles is not None:
@@ -789,12 +832,12 @@ def _dt_instances(
         if area["segm"] is None:
             area["segm"] = _mask_areas(rles)
     return _Instances(
-        image=_image_rank(predictions.image_id, gt),
+        image=image,
         category=category,
-        score=np.array(predictions.score, dtype=np.float64),
+        score=np.asarray(predictions.score, dtype=np.float64),
         crowd=np.zeros(n, dtype=bool),
         id_zero=np.zeros(n, dtype=bool),
-        attributes=_attribute_matrix(predictions.attribute_ids, category, with_attributes, gt),
+        attributes=attributes,
         area=area,
         boxes=boxes,
         rles=rles,
@@ -803,26 +846,56 @@ def _dt_instances(
 
 def _image_rank(image_ids: Sequence[Any], gt: dict[str, Any]) -> np.ndarray:
     """int64 [n]: each image id's rank among the ground truth's image ids (COCOeval's image order)."""
-    rank = {image_id: r for r, image_id in enumerate(sorted(im["id"] for im in gt["images"]))}
+    rank = sorted_ranks(im["id"] for im in gt["images"])
     return np.fromiter(map(rank.__getitem__, image_ids), np.int64, len(image_ids))
 
 
 def _category_index(ids: Sequence[int], category_ids: Sequence[int]) -> np.ndarray:
-    index = {c: k for k, c in enumerate(category_ids)}
+    index = sorted_ranks(category_ids)
     return np.fromiter(map(index.__getitem__, ids), np.int64, len(ids))
 
 
-def _attribute_matrix(
+def _attribute_lists(
     lists: Sequence[list[int] | None], category: np.ndarray, with_attributes: np.ndarray, gt: dict[str, Any]
-) -> np.ndarray:
-    """bool [n, N] multi-hot over the ground-truth file's attributes; empty for categories without them."""
-    column = {a: j for j, a in enumerate(sorted({a["id"] for a in gt.get("attributes", [])}))}
-    scored = with_attributes[category].tolist()
-    lists = [(atts or []) if keep else [] for atts, keep in zip(lists, scored, strict=True)]
-    attributes = np.zeros((len(lists), len(column)), dtype=bool)
-    rows = np.repeat(np.arange(len(lists)), np.fromiter(map(len, lists), np.int64, len(lists)))
-    attributes[rows, list(map(column.__getitem__, chain.from_iterable(lists)))] = True
-    return attributes
+) -> _AttributeLists:
+    """The entries' attribute lists (None: none) as columns of the ground-truth file's sorted attributes;
+    empty for categories without attributes."""
+    column = sorted_ranks({a["id"] for a in gt.get("attributes", [])})
+    keep = with_attributes[category]
+    kept = list(compress(lists, keep.tolist()))  # the others' lists are not read (nor checked)
+    if None in kept:
+        kept = [atts or [] for atts in kept]
+    counts = np.zeros(len(lists), dtype=np.int64)
+    counts[keep] = np.fromiter(map(len, kept), np.int64, len(kept))
+    columns = np.fromiter(map(column.__getitem__, chain.from_iterable(kept)), np.int64, int(counts.sum()))
+    return _AttributeLists(np.r_[0, np.cumsum(counts)], columns, len(column))
+
+
+def _gt_rles(annotations: Sequence[dict[str, Any]], gt: dict[str, Any]) -> list[dict[str, Any]]:
+    """The annotations' compressed RLEs, as ``COCO.annToRLE`` makes them (:func:`_rle`).
+
+    Polygons are rasterised by one pycocotools call an image (each polygon is encoded on its own, so the
+    RLEs are the same), then merged per annotation as ``annToRLE`` merges them; a call per annotation was
+    a tenth of an evaluation with few detections an image.
+    """
+    sizes = {im["id"]: (im["height"], im["width"]) for im in gt["images"]}
+    rles: list[Any] = [None] * len(annotations)
+    polygons: dict[Any, list[int]] = {}  # image id -> annotations with polygons, in order
+    for i, a in enumerate(annotations):
+        segmentation = a["segmentation"]
+        # frPyObjects reads a list as polygons when its first entry has over 4 numbers (4: a box)
+        if isinstance(segmentation, list) and segmentation and len(segmentation[0]) > 4:
+            polygons.setdefault(a["image_id"], []).append(i)
+        else:
+            rles[i] = _rle(segmentation, *sizes[a["image_id"]])
+    for image_id, members in polygons.items():
+        parts = [annotations[i]["segmentation"] for i in members]
+        encoded = mask_utils.frPyObjects(list(chain.from_iterable(parts)), *sizes[image_id])
+        stops = np.cumsum([len(part) for part in parts]).tolist()
+        for i, stop, part in zip(members, stops, parts, strict=True):
+            own = encoded[stop - len(part) : stop]
+            rles[i] = own[0] if len(own) == 1 else mask_utils.merge(own)
+    return rles
 
 
 def _rle(segmentation: Any, height: int, width: int) -> dict[str, Any]:

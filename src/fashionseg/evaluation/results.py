@@ -13,13 +13,15 @@ the value. Checked predictions (:class:`Predictions`) are columns of the fields 
 
 from __future__ import annotations
 
+import functools
 import json
 import math
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, replace
 from itertools import chain, repeat
+from operator import attrgetter, itemgetter
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 import msgspec
 import numpy as np
@@ -89,23 +91,44 @@ def load_ground_truth(
     return data
 
 
+def sorted_ranks(ids: Iterable[Any]) -> dict[Any, int]:
+    """Each id's place among ``ids`` sorted: how the evaluation numbers images, categories, attributes."""
+    return {value: rank for rank, value in enumerate(sorted(ids))}
+
+
+@dataclass(frozen=True)
+class PredictionIndex:
+    """Checked predictions' ids numbered as the evaluation numbers them (:func:`sorted_ranks` of the ground
+    truth's ids), for the ground truth they were checked against.
+
+    Looking the ids up checks them; keeping the numbers spares the evaluation looking them up again.
+    """
+
+    image: np.ndarray  # int64 [n] rank of the image id among the ground truth's image ids
+    category: np.ndarray  # int64 [n] rank of the category id among its category ids
+    attribute_count: np.ndarray  # int64 [n] attribute ids of each prediction
+    attribute_column: np.ndarray  # int64 [m] their ranks among the file's attribute ids, laid end to end
+
+
 @dataclass(frozen=True)
 class Predictions:
     """Checked predictions as columns, in input order [n]: the evaluation reads columns, not dicts.
 
-    ``attribute_ids``: lists of ints, None where an entry has none (allowed when they are not required);
-    ``bbox`` float64 [n, 4] when boxes are evaluated; ``segmentation``: compressed RLEs (``size``, ``str``
-    ``counts``) when masks are, and ``segmentation_area`` float64 [n] their areas when checked. The columns
-    may share the input's lists and RLE dicts; nothing modifies them.
+    ``score`` float64 [n]; ``attribute_ids``: lists of ints, None where an entry has none (allowed when they
+    are not required); ``bbox`` float64 [n, 4] when boxes are evaluated; ``segmentation``: compressed RLEs
+    (``size``, ``str`` ``counts``) when masks are, and ``segmentation_area`` float64 [n] their areas when
+    checked. The columns may share the input's lists and RLE dicts; nothing modifies them. ``index``: the
+    ids as the evaluation numbers them, when the check found them (a predictions file).
     """
 
     image_id: list[Any]
     category_id: list[int]
-    score: list[float]
+    score: np.ndarray
     attribute_ids: list[list[int] | None]
     bbox: np.ndarray | None
     segmentation: list[dict[str, Any]] | None
     segmentation_area: np.ndarray | None = None
+    index: PredictionIndex | None = None
 
     def __len__(self) -> int:
         return len(self.score)
@@ -114,7 +137,7 @@ class Predictions:
         """One fresh dict per prediction, with the fields above (the form pycocotools' ``loadRes`` takes)."""
         out = [
             {"image_id": i, "category_id": c, "score": s}
-            for i, c, s in zip(self.image_id, self.category_id, self.score, strict=True)
+            for i, c, s in zip(self.image_id, self.category_id, self.score.tolist(), strict=True)
         ]
         for entry, atts in zip(out, self.attribute_ids, strict=True):
             if atts is not None:
@@ -133,7 +156,7 @@ class Predictions:
         return cls(
             [e["image_id"] for e in entries],
             [e["category_id"] for e in entries],
-            [float(e["score"]) for e in entries],
+            np.array([float(e["score"]) for e in entries], dtype=np.float64),
             [e.get("attribute_ids") for e in entries],
             np.array([e["bbox"] for e in entries], dtype=np.float64).reshape(-1, 4)
             if "bbox" in iou_types
@@ -167,12 +190,27 @@ def check_predictions(
     the evaluation scores no category with attributes.
     """
     source = str(predictions) if isinstance(predictions, str | Path) else "predictions"
-    entries = _read_json(predictions, "predictions") if isinstance(predictions, str | Path) else predictions
-    if not isinstance(entries, Sequence) or isinstance(entries, str | bytes):
-        raise FashionsegError(f"{source}: expected a list of COCO results, got {type(entries).__name__}")
     _check_iou_types(iou_types)
     sizes = {im["id"]: [im.get("height"), im.get("width")] for im in gt["images"]}
     known = _Known(sizes, {c["id"] for c in gt["categories"]}, {a["id"] for a in gt.get("attributes", [])})
+    checked, entries = None, predictions
+    if isinstance(predictions, str | Path):
+        data = _read_bytes(predictions, "predictions")
+        checked = _checked_typed(data, source, gt, known, iou_types, require_attribute_ids)
+        if checked is None:  # not a plain file of valid entries: decoded to dicts and checked as a list
+            entries = _decode_json(data, predictions, "predictions")
+    if checked is None:
+        checked = _checked_entries(entries, source, known, iou_types, require_attribute_ids)
+    return checked
+
+
+def _checked_entries(
+    entries: Any, source: str, known: _Known, iou_types: Sequence[str], require_attribute_ids: bool
+) -> Predictions:
+    """:func:`check_predictions` of a list of entries: whole-list checks first, and entry by entry to name
+    the first bad one when they fail."""
+    if not isinstance(entries, Sequence) or isinstance(entries, str | bytes):
+        raise FashionsegError(f"{source}: expected a list of COCO results, got {type(entries).__name__}")
     checked = _checked_at_once(entries, known, iou_types, require_attribute_ids)
     if checked is None:  # something is wrong: find and name it
         dicts = [
@@ -183,7 +221,8 @@ def check_predictions(
     if "bbox" in iou_types:
         checked = replace(checked, bbox=_checked_boxes(entries, source))
     if "segm" in iou_types:
-        checked = replace(checked, segmentation_area=_check_rle_counts(checked, source))
+        pixels = _image_pixels(known, checked.image_id)
+        checked = replace(checked, segmentation_area=_check_rle_counts(checked, pixels, source))
     return checked
 
 
@@ -209,22 +248,14 @@ def _checked_at_once(
     image_ids = list(map(dict.get, entries, repeat("image_id")))
     category_ids = list(map(dict.get, entries, repeat("category_id")))
     scores = list(map(dict.get, entries, repeat("score")))
-    try:
-        if not (set(image_ids) <= known.sizes.keys() and set(category_ids) <= known.category_ids):
-            return None
-    except TypeError:  # an unhashable id
-        return None
     if not set(map(type, category_ids)) <= {int} or not set(map(type, scores)) <= {int, float}:
         return None
-    if scores and not np.isfinite(np.array(scores, dtype=np.float64)).all():
-        return None
     lists: list[Any] = list(map(dict.get, entries, repeat("attribute_ids")))
-    if require_attribute_ids or any(atts is not None for atts in lists):
-        if not set(map(type, lists)) <= {list}:
-            return None
-        flat = list(chain.from_iterable(lists))
-        if not set(map(type, flat)) <= {int} or not set(flat) <= known.attribute_ids:
-            return None
+    with_lists = require_attribute_ids or any(atts is not None for atts in lists)
+    if with_lists and not set(map(type, lists)) <= {list}:
+        return None
+    if with_lists and not set(map(type, chain.from_iterable(lists))) <= {int}:
+        return None
     rles = None
     if "segm" in iou_types:
         rles = list(map(dict.get, entries, repeat("segmentation")))
@@ -232,9 +263,120 @@ def _checked_at_once(
             return None
         if not set(map(type, map(dict.get, rles, repeat("counts")))) <= {str}:
             return None
-        if list(map(dict.get, rles, repeat("size"))) != list(map(known.sizes.__getitem__, image_ids)):
+    try:
+        if not set(image_ids) <= known.sizes.keys():
             return None
-    return Predictions(image_ids, category_ids, list(map(float, scores)), lists, None, rles)
+    except TypeError:  # an unhashable id
+        return None
+    if rles is not None and list(map(dict.get, rles, repeat("size"))) != list(
+        map(known.sizes.__getitem__, image_ids)
+    ):
+        return None
+    scores_array = np.fromiter(map(float, scores), np.float64, len(scores))
+    checked = Predictions(image_ids, category_ids, scores_array, lists, None, rles)
+    return checked if _refers_to_known(checked, known, with_lists) else None
+
+
+def _refers_to_known(predictions: Predictions, known: _Known, with_lists: bool) -> bool:
+    """Whether columns of the right types name only categories and (``with_lists``) attributes the ground
+    truth defines, and the scores are finite (image ids and mask sizes are each caller's)."""
+    try:
+        if not set(predictions.category_id) <= known.category_ids:
+            return False
+    except TypeError:  # an unhashable id
+        return False
+    if not np.isfinite(predictions.score).all():
+        return False
+    return not with_lists or known.attribute_ids.issuperset(chain.from_iterable(predictions.attribute_ids))
+
+
+class _Rle(TypedDict):
+    """A compressed RLE as a predictions file gives it; msgspec drops any other key."""
+
+    size: tuple[int, int]
+    counts: str
+
+
+@functools.cache
+def _entries_decoder(iou_types: tuple[str, ...]) -> msgspec.json.Decoder:
+    """A msgspec decoder from a predictions file to typed entries: the fields the evaluation reads.
+
+    msgspec checks the types as it parses, skips the other fields (``attribute_scores``) and makes no dict
+    per entry: with 100 detections an image, half the time of decoding to dicts and checking those, and a
+    third of the time to free them.
+    """
+    fields: list[tuple[str, Any] | tuple[str, Any, Any]] = [("image_id", int), ("category_id", int)]
+    fields.append(("score", float))
+    if "bbox" in iou_types:
+        fields.append(("bbox", tuple[float, float, float, float]))
+    if "segm" in iou_types:
+        fields.append(("segmentation", _Rle))
+    fields.append(("attribute_ids", list[int] | None, None))
+    return msgspec.json.Decoder(list[msgspec.defstruct("_Entry", fields, gc=False)])  # type: ignore[misc]
+
+
+def _checked_typed(
+    data: bytes,
+    source: str,
+    gt: dict[str, Any],
+    known: _Known,
+    iou_types: Sequence[str],
+    require_attribute_ids: bool,
+) -> Predictions | None:
+    """The checked predictions of a file whose entries all have the plain types (int ids, numbers, lists
+    of ints, string RLE counts) and pass the whole-list checks, else None; raises for a malformed RLE.
+
+    As strict as :func:`_checked_entries` or stricter: a None costs a decoding to dicts and that check,
+    which then names the bad entry (or accepts what is unusual but valid, such as uncompressed RLEs).
+    Each column is one pass over the entries; ids are checked by numbering them (:class:`PredictionIndex`),
+    mask sizes compared as arrays.
+    """
+    try:
+        entries = _entries_decoder(tuple(iou_types)).decode(data)
+        image_rank = sorted_ranks(im["id"] for im in gt["images"])
+        category_rank = sorted_ranks(c["id"] for c in gt["categories"])
+        attribute_rank = sorted_ranks(known.attribute_ids)
+    except (msgspec.DecodeError, TypeError):  # ValidationError included; TypeError: unorderable ids
+        return None
+    fields = ("image_id", "category_id", "attribute_ids")
+    image_ids, category_ids, lists = (list(map(attrgetter(f), entries)) for f in fields)
+    n = len(entries)
+    scores = np.fromiter(map(attrgetter("score"), entries), np.float64, n)
+    missing = lists.count(None)
+    with_lists = require_attribute_ids or missing < n
+    if with_lists and missing:
+        return None
+    try:
+        image = np.fromiter(map(image_rank.__getitem__, image_ids), np.int64, n)
+        category = np.fromiter(map(category_rank.__getitem__, category_ids), np.int64, n)
+        counts = np.fromiter(map(len, lists), np.int64, n) if with_lists else np.zeros(n, dtype=np.int64)
+        flat = chain.from_iterable(lists) if with_lists else ()
+        columns = np.fromiter(map(attribute_rank.__getitem__, flat), np.int64, int(counts.sum()))
+    except KeyError:  # an id the ground truth does not define
+        return None
+    if not np.isfinite(scores).all():
+        return None
+    boxes = None
+    if "bbox" in iou_types:
+        corners = chain.from_iterable(map(attrgetter("bbox"), entries))
+        boxes = np.fromiter(corners, np.float64, 4 * n).reshape(-1, 4)
+        if not (np.isfinite(boxes).all() and (boxes[:, 2:] >= 0).all()):
+            return None
+    index = PredictionIndex(image, category, counts, columns)
+    if "segm" not in iou_types:
+        return Predictions(image_ids, category_ids, scores, lists, boxes, None, index=index)
+    rles = list(map(attrgetter("segmentation"), entries))
+    image_size = np.full((len(gt["images"]), 2), -1, dtype=np.int64)  # by rank; -1: not ints
+    for image_id, rank in image_rank.items():
+        if all(isinstance(v, int) for v in known.sizes[image_id]):
+            image_size[rank] = known.sizes[image_id]
+    expected = image_size[image]
+    sizes = np.fromiter(chain.from_iterable(map(itemgetter("size"), rles)), np.int64, 2 * n)
+    if not ((sizes.reshape(-1, 2) == expected).all() and (expected >= 0).all()):
+        return None
+    checked = Predictions(image_ids, category_ids, scores, lists, boxes, rles, index=index)
+    pixels = expected[:, 0] * expected[:, 1]
+    return replace(checked, segmentation_area=_check_rle_counts(checked, pixels, source))
 
 
 def _checked_entry(
@@ -273,10 +415,17 @@ def _hashable(value: Any) -> bool:
 
 
 def _read_json(path: str | Path, what: str) -> Any:
+    return _decode_json(_read_bytes(path, what), path, what)
+
+
+def _read_bytes(path: str | Path, what: str) -> bytes:
     path = Path(path)
     if not path.is_file():
         raise FashionsegError(f"{what} file {path} does not exist")
-    data = path.read_bytes()
+    return path.read_bytes()
+
+
+def _decode_json(data: bytes, path: str | Path, what: str) -> Any:
     try:
         return msgspec.json.decode(data)  # 2-3x the standard library's speed: the files can be large
     except msgspec.DecodeError:
@@ -371,17 +520,26 @@ def _checked_rle(value: Any, size: Sequence[Any], where: str) -> dict[str, Any]:
     return {"size": [height, width], "counts": counts}
 
 
-def _check_rle_counts(predictions: Predictions, source: str) -> np.ndarray:
+def _image_pixels(known: _Known, image_ids: Sequence[Any]) -> np.ndarray:
+    """int64 [n]: the pixels of each checked prediction's image (height * width; -1 where not ints)."""
+    pixels = {
+        image_id: h * w if isinstance(h, int) and isinstance(w, int) else -1
+        for image_id, (h, w) in known.sizes.items()
+    }
+    return np.fromiter(map(pixels.__getitem__, image_ids), np.int64, len(image_ids))
+
+
+def _check_rle_counts(predictions: Predictions, pixels: np.ndarray, source: str) -> np.ndarray:
     """Raise for the first prediction whose compressed RLE does not decode to runs covering its image.
 
-    Returns the masks' areas, float64 [n] (decoding found them).
+    ``pixels`` [n]: the pixels of each prediction's image (its RLE's size, checked). Returns the masks'
+    areas, float64 [n] (decoding found them).
     """
     rles = predictions.segmentation or []
     counts = list(map(dict.get, rles, repeat("counts")))
     lengths = np.fromiter(map(len, counts), np.int64, len(counts))
     # Non-ASCII characters become one "?" each, which is malformed, as the string's own encoding would be.
     chars = np.frombuffer("".join(counts).encode("ascii", errors="replace"), np.uint8)
-    pixels = np.array([h * w for h, w in map(dict.get, rles, repeat("size"))], dtype=np.int64)
     malformed, area = _malformed(chars, lengths, pixels)
     bad = np.flatnonzero(malformed)
     if bad.size:
@@ -412,7 +570,7 @@ def _malformed(chars: np.ndarray, lengths: np.ndarray, pixels: np.ndarray) -> tu
     n = lengths.size
     bad = np.zeros(n, dtype=bool)
     area = np.zeros(n, dtype=np.int64)
-    # Chunks of about 128k characters keep the working arrays in cache: 3x faster than all strings at once.
+    # Chunks of about 256k characters keep the working arrays in cache: 3x faster than all strings at once.
     string_end = np.cumsum(lengths)
     cuts = np.searchsorted(string_end, np.arange(_RLE_CHUNK, string_end[-1] if n else 0, _RLE_CHUNK)) + 1
     bounds = np.unique(np.r_[0, np.minimum(cuts, n), n])
@@ -423,7 +581,7 @@ def _malformed(chars: np.ndarray, lengths: np.ndarray, pixels: np.ndarray) -> tu
     return bad, area
 
 
-_RLE_CHUNK = 1 << 17
+_RLE_CHUNK = 1 << 18
 
 
 def _malformed_chunk(
@@ -432,6 +590,7 @@ def _malformed_chunk(
     """:func:`_malformed` of one chunk: ``text`` uint8 the strings laid end to end."""
     n = lengths.size
     string_end = np.cumsum(lengths)
+    string_start = string_end - lengths
     bad = (lengths == 0) & (pixels != 0)
     chars = text - np.uint8(48)
     if chars.size == 0:
@@ -444,50 +603,55 @@ def _malformed_chunk(
     last_char = string_end[nonempty] - 1
     bad[nonempty[chars[last_char] >= 32]] = True  # the string stops inside a run
     chars[last_char] &= np.uint8(0x1F)  # so that a truncated run does not spill into the next string
-    group_end = np.flatnonzero(chars < 32)
-    group_len = np.empty_like(group_end)
-    group_len[:1] = group_end[:1] + 1
-    np.subtract(group_end[1:], group_end[:-1], out=group_len[1:])
-    first_group = np.searchsorted(group_end, string_end - lengths)  # [n]; = next string's for empty ones
-    groups_of = np.diff(first_group, append=group_end.size)  # [n] runs of each string
-    last = np.take(chars, group_end)  # one character: a 5-bit two's complement number, 0x10 the sign
-    last &= 0x1F
+    # A run ends at each character without the continuation bit 0x20: in real masks nearly every character
+    # is a run of its own, so the runs are read off the characters at once and the longer ones patched in.
+    ends = chars < 32
+    continued = np.flatnonzero(~ends)  # characters a run goes on after
+    first_run = string_start - np.searchsorted(continued, string_start)  # [n]; = next string's for empty ones
+    num_runs = chars.size - continued.size
+    last = chars[ends]  # each run's last character: a 5-bit two's complement number, 0x10 the sign
     last ^= 0x10
     value = last.view(np.int8).astype(np.int64)
     value -= 16
-    longer = np.flatnonzero(group_len > 1)
-    if longer.size:  # several: 5 bits each, the first character lowest, the sign bit in the last
-        overlong = longer[group_len[longer] > 7]  # over 35 bits cannot be a run of a real image
-        bad[np.searchsorted(first_group, overlong, side="right") - 1] = True
-        length = np.minimum(group_len[longer], 7)
-        start = group_end[longer] - group_len[longer] + 1
-        total = np.zeros(longer.size, dtype=np.int64)
-        for k in range(int(length.max())):
-            part = np.flatnonzero(length > k)
-            total[part] += (chars[start[part] + k] & 0x1F).astype(np.int64) << (5 * k)
-        sign = (chars[group_end[longer]] & 0x10) != 0
-        total[sign] -= np.int64(1) << (5 * length[sign])
-        value[longer] = total
-    # Run m >= 3 adds run m - 2: along each of the two interleaved classes of positions (stride 2) a
-    # cumulative sum, restarted at each string's runs 0, 1 and 2 (increasing positions: no sort needed).
-    restart = first_group[:, None] + np.arange(3)
-    restart = restart[restart < (first_group + groups_of)[:, None]]
-    sums = np.zeros((2, n), dtype=np.int64)  # per class of positions, each string's runs added up
+    if continued.size:  # several characters: 5 bits each, the first one lowest, the sign bit in the last
+        run = continued - np.arange(continued.size)  # the run each continued character belongs to
+        head = np.flatnonzero(np.diff(run, prepend=-1))  # its first character, among the continued ones
+        more = np.diff(head, append=continued.size)  # characters before the run's last one
+        place = np.arange(continued.size) - np.repeat(head, more)
+        low = (chars[continued] & 0x1F).astype(np.int64)
+        low[place >= 7] = 0  # over 35 bits cannot be a run of a real image: malformed, value immaterial
+        low <<= 5 * np.minimum(place, 6)
+        overlong = more >= 7
+        if overlong.any():
+            bad[np.searchsorted(string_end, continued[head[overlong]], side="right")] = True
+        final = chars[continued[head] + more].astype(np.int64)
+        total = np.add.reduceat(low, head)
+        total += np.where(overlong, 0, (final & 0x1F) << (5 * np.minimum(more, 6)))
+        sign = (final & 0x10) != 0
+        total[sign] -= np.int64(1) << (5 * np.minimum(more[sign] + 1, 7))
+        value[run[head]] = total
+    # Run m >= 3 is the value read plus run m - 2. Along each of the two interleaved classes of positions
+    # (stride 2), a run is the cumulative sum of the values from the start of its stretch, the stretches
+    # starting at each string's runs 0, 1 and 2. One running sum over the class serves all its stretches:
+    # a stretch's runs are the sum minus its value before the stretch, so their total and minimum are
+    # reduceat's less that base.
+    restart = first_run[:, None] + np.arange(3)  # [n, 3]
+    exists = restart < np.r_[first_run[1:], num_runs][:, None]
+    stretch_sum = np.zeros((n, 3), dtype=np.int64)
+    stretch_min = np.zeros((n, 3), dtype=np.int64)
     for parity in (0, 1):
-        runs = value[parity::2]  # becomes the runs, in place
-        starts = restart[restart % 2 == parity] // 2
-        if starts.size > 1:  # a restart takes off what the stretch before it added
-            runs[starts[1:]] -= np.add.reduceat(runs, starts)[:-1]
-        np.cumsum(runs, out=runs)
-        begin = (first_group - parity + 1) // 2  # each string's first position in the class
-        has = np.flatnonzero((first_group + groups_of - parity + 1) // 2 > begin)
-        if has.size:
-            sums[parity, has] = np.add.reduceat(runs, begin[has])
-    if value.size and value.min() < 0:
-        bad[np.searchsorted(first_group, np.flatnonzero(value < 0), side="right") - 1] = True
-    bad |= sums.sum(axis=0) != pixels
-    # The mask's area: the runs of ones, every second run from the string's second one.
-    return bad, np.where(bad, 0, sums[(first_group + 1) % 2, np.arange(n)])
+        mine = exists & (restart % 2 == parity)
+        starts = restart[mine] // 2  # increasing; the class begins with a stretch
+        if not starts.size:
+            continue
+        sums = np.cumsum(value[parity::2])
+        base = sums[starts - 1]
+        base[starts == 0] = 0
+        stretch_sum[mine] = np.add.reduceat(sums, starts) - np.diff(starts, append=sums.size) * base
+        stretch_min[mine] = np.minimum.reduceat(sums, starts) - base
+    bad |= (stretch_min < 0).any(axis=1) | (stretch_sum.sum(axis=1) != pixels)
+    # The mask's area: the runs of ones, every second run from the string's second one (run 1's stretch).
+    return bad, np.where(bad, 0, stretch_sum[:, 1])
 
 
 def _short(value: Any, limit: int = 60) -> str:
