@@ -20,10 +20,12 @@ from fashionseg import reporting
 
 sync_api = pytest.importorskip("playwright.sync_api", reason="pip install playwright (a dev dependency)")
 
+# pages that show figures: the chapters paste the comparison's and the trends' figures (their notebook pages
+# link to them instead, so that each figure is shown once); the data and training notebooks show their own
 RESULT_PAGES = (
     "book/results.html",
-    "results/demo/03_compare.html",
-    "results/demo/04_qualitative.html",
+    "book/trends.html",
+    "results/demo/01_data.html",
     "results/demo/R50-FPN/02_train_backbone.html",
 )
 

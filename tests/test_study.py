@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from IPython.core.formatters import format_display_data
+from matplotlib.backends.backend_agg import FigureCanvasAgg
 from PIL import Image
 from pycocotools import mask as mask_utils
 
@@ -364,7 +365,7 @@ def test_tables_and_reading_follow_the_metrics():
     reading = reporting.honest_reading(ours, seed, speed, attributes, "synthetic", missing=["R50-DC5"])
     assert "R50-C4 (27.0) > R50-FPN (9.0)" in reading
     assert "R50-FPN is the fastest at inference (50 ms/image on cpu)" in reading
-    assert "R50-C4, takes 4.0x its inference time" in reading
+    assert "The most accurate (R50-C4) takes more inference time: R50-C4 4.0x" in reading
     assert "No finished run for R50-DC5" in reading
     # the seed ranks C4 above FPN too
     assert "The two orders agree." in reading
@@ -379,6 +380,104 @@ def test_tables_and_reading_follow_the_metrics():
         "synthetic",
     )
     assert "**Undertrained.** No backbone reaches mask AP 10" in weak_reading
+
+
+def test_rankings_report_ties_as_ties():
+    values = pd.Series({"R50-FPN": 4.84, "R50-C4": 0.02, "R50-DC5": 0.04})
+    assert reporting.rank_groups(values) == [["R50-FPN"], ["R50-C4", "R50-DC5"]]
+    assert reporting.ranking_text(values) == "R50-FPN (4.8) > R50-C4 = R50-DC5 (0.0)"
+    assert reporting.best_text(values) == "R50-FPN"
+    assert reporting.best_text(pd.Series({"A": 0.01, "B": -0.02, "C": 0.0})) == "A, B and C (tied)"
+    assert reporting.ranking_text(pd.Series({"A": 120.4, "B": 80.0}), decimals=0, ascending=True) == (
+        "B (80) > A (120)"
+    )
+    seed = pd.Series({"R50-FPN": 3.1, "R50-C4": 4.4, "R50-DC5": 4.2})
+    assert reporting.order_agreement(seed, seed) == "The two orders agree."
+    tied = pd.Series({"R50-FPN": 3.1, "R50-C4": 4.2, "R50-DC5": 4.2})
+    assert "R50-C4/R50-DC5 are tied" in reporting.order_agreement(tied, seed)
+    assert "R50-FPN/R50-C4 and R50-FPN/R50-DC5 are ranked the other way" in reporting.order_agreement(
+        values, seed
+    )
+
+
+def test_the_reading_never_orders_a_tie():
+    """The issue's case: two backbones at mask AP 0.0 are a tie, not "R50-DC5 (0.0) > R50-C4 (0.0)"."""
+    runs = {
+        "R50-FPN": _fake_metrics(0.5, 50.0),
+        "R50-C4": _fake_metrics(0.001, 200.0),
+        "R50-DC5": _fake_metrics(0.002, 100.0),
+    }
+    ours = reporting.ours_table(runs)
+    reading = reporting.honest_reading(
+        ours,
+        reporting.seed_table(),
+        reporting.speed_table(runs),
+        reporting.attribute_table(runs),
+        "synthetic",
+    )
+    assert "R50-FPN (4.5) > R50-C4 = R50-DC5 (0.0)" in reading
+    assert "R50-DC5 (0.0) > R50-C4 (0.0)" not in reading and "R50-C4 (0.0) > R50-DC5" not in reading
+    assert "AP^F1" in reading and "localises nothing" in reading
+    assert "says nothing yet about the architectures" in reporting.ordering_verdict(ours)
+
+
+def test_attribute_loss_note_calls_a_flat_loss_flat():
+    iterations = np.arange(1, 101)
+    falling = pd.DataFrame(
+        {"iteration": iterations, "loss": 4 - 0.02 * iterations, "loss_attribute": 1 / iterations**0.5}
+    )
+    flat = falling.assign(loss_attribute=0.07 + 0.001 * np.sin(iterations))
+    assert reporting.loss_change(falling, "loss_attribute", fraction=0.1) == pytest.approx(
+        (np.median(1 / iterations[:10] ** 0.5), np.median(1 / iterations[-10:] ** 0.5))
+    )
+    assert reporting.attribute_loss_note(falling).startswith("The attribute loss falls by")
+    note = reporting.attribute_loss_note(flat, weight=0.1)
+    assert note.startswith("**The attribute loss stays flat**") and "after its weight 0.1" in note
+    assert "no attribute loss" in reporting.attribute_loss_note(falling.drop(columns="loss_attribute"))
+
+
+def test_learning_curve_reading_and_training_time(tmp_path):
+    rising = pd.DataFrame({"iteration": [100, 200], "segm_AP": [1.0, 4.84], "train_seconds": [30.0, 60.0]})
+    flat = pd.DataFrame({"iteration": [100, 200], "segm_AP": [0.02, 0.04], "train_seconds": [30.0, 60.0]})
+    text = reporting.learning_curve_reading({"A": rising, "B": flat, "C": rising.iloc[:1]})
+    assert text == (
+        "At the end of training the validation mask AP is still rising (A 1.0 at iteration 100, 4.8 at 200), "
+        "and flat (B 0.0 at iteration 100, 0.0 at 200)."
+    )
+    for arch, seconds in (("A", 120.0), ("B", 60.0)):
+        (tmp_path / arch).mkdir()
+        lines = [{"iteration": 1, "train_seconds": 1.0}, {"iteration": 2, "train_seconds": seconds}]
+        (tmp_path / arch / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in lines))
+    (tmp_path / "B" / "env.json").write_text(json.dumps({"cpu_threads": 2}))
+    assert reporting.training_minutes(tmp_path, ["A", "B", "C"]).to_dict() == {"A": 2.0, "B": 1.0}
+    assert reporting.cpu_threads(tmp_path, ["A", "B"]) == 2
+
+
+def test_speed_accuracy_labels_never_overlap():
+    """Backbones at nearly the same point are told apart by a legend, not by labels that overlap."""
+    speed = pd.DataFrame(
+        {
+            "mask AP": [0.0, 0.01, 4.8],
+            "box AP": [0.0, 0.0, 5.0],
+            "train s/iter": [1.0, 1.01, 0.5],
+            "inference ms/image": [240.0, 241.0, 100.0],
+            "device": "cpu",
+        },
+        index=pd.Index(["R50-C4", "R50-DC5", "R50-FPN"], name="backbone"),
+    )
+    seed = pd.DataFrame({"mask_AP": [4.43, 4.43, 3.11]}, index=["R50-C4", "R50-DC5", "R50-FPN"])
+    fig = reporting.plot_speed_accuracy(speed, seed)
+    canvas = FigureCanvasAgg(fig)
+    canvas.draw()
+    renderer = canvas.get_renderer()
+    texts = [t for ax in fig.axes for t in ax.texts] + [t for t in fig.texts if t.get_text()]
+    legend = fig.legends[0]
+    assert [t.get_text() for t in legend.get_texts()] == ["R50-C4", "R50-DC5", "R50-FPN"]
+    boxes = [t.get_window_extent(renderer) for t in [*texts, *legend.get_texts()]]
+    for i, a in enumerate(boxes):
+        for b in boxes[i + 1 :]:
+            assert not a.overlaps(b)
+    assert "R50-C4 = R50-DC5 (4.4) > R50-FPN (3.1)" in fig.texts[0].get_text()
 
 
 def _rle(mask: np.ndarray) -> dict[str, Any]:
@@ -424,6 +523,24 @@ def test_image_quality_and_pick_images():
     assert reporting.pick_images({"A": quality}, n_examples=3, n_failures=3) == ([1, 2, 3], [3, 2, 1])
     table = reporting.failure_table({"A": quality}, failures)
     assert table.loc[3, "A missed"] == 1
+    assert reporting.failure_caption({"A": quality}, [3]).startswith(
+        "The 1 validation images of 3 whose ground truth the backbones cover worst"
+    )
+
+
+def test_failure_cases_are_chosen_by_failure_when_every_image_scores_zero():
+    """When no backbone covers anything, the failures are the images with the most instances missed, and
+    the caption says that IoU could not rank them."""
+    quality = pd.DataFrame(
+        {"instances": [1, 4, 2, 6, 3], "missed": [1, 4, 2, 6, 3], "mean_iou": [0.0] * 5},
+        index=pd.Index([1, 2, 3, 4, 5], name="image_id"),
+    )
+    examples, failures = reporting.pick_images({"A": quality, "B": quality}, n_examples=2, n_failures=3)
+    assert failures == [4, 2, 5]  # not the first ids 1, 2, 3
+    assert examples == [1, 3]
+    caption = reporting.failure_caption({"A": quality, "B": quality}, failures)
+    assert caption.startswith("5 of the 5 validation images have mean mask IoU 0 for every backbone")
+    assert "the 3 of them with the most ground-truth instances missed (12, 8, 6, summed over the 2" in caption
 
 
 def test_frequencies_and_losses():
@@ -626,33 +743,6 @@ def test_book_builds_from_a_tiny_study(tmp_path_factory, synthetic_root):
         assert f">{row['mask_AP']:.1f}<" in text, arch
     # papermill's parameters cells are not in the book
     assert "injected-parameters" not in (html / "results/demo/R50-C4/02_train_backbone.html").read_text()
-
-
-# --- did a study reproduce the committed results ---------------------------------------------------------
-
-
-def _write_run(root, arch, ap, loss, seconds):
-    run = root / arch
-    run.mkdir(parents=True)
-    (run / "metrics.json").write_text(json.dumps({"bbox": {"coco": {"AP": ap}}, "speed": {"ms": seconds}}))
-    lines = [{"iteration": 1, "loss": loss, "time": seconds}, {"iteration": 2, "loss": loss / 2, "time": 1.0}]
-    (run / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in lines))
-
-
-def test_compare_results_names_each_difference_and_ignores_timings(tmp_path):
-    ref, new = tmp_path / "ref", tmp_path / "new"
-    _write_run(ref, "R50-FPN", ap=12.5, loss=3.0, seconds=0.5)
-    _write_run(new, "R50-FPN", ap=12.5, loss=3.0, seconds=9.0)  # another machine's speed: not a difference
-    assert study.compare_results(ref, new, ("R50-FPN",)) == []
-    _write_run(ref, "R50-C4", ap=10.0, loss=2.0, seconds=0.5)
-    _write_run(new, "R50-C4", ap=10.25, loss=2.0001, seconds=0.5)
-    problems = study.compare_results(ref, new, ("R50-FPN", "R50-C4"))
-    assert len(problems) == 3
-    assert any("R50-C4/metrics.json: bbox.coco.AP = 10.25, reference 10.0" in p for p in problems)
-    assert sum("R50-C4/metrics.jsonl" in p for p in problems) == 2  # both logged losses
-    assert study.compare_results(ref, new, ("R50-FPN", "R50-C4"), tolerance=0.3) == []
-    problems = study.compare_results(ref, new, ("R50-DC5",))
-    assert problems == [f"{ref / 'R50-DC5' / 'metrics.json'}: missing from the reference results"]
 
 
 def test_constant_attribute_predictor_takes_the_mode_of_each_group_per_category():

@@ -216,6 +216,43 @@ def plot_losses(log: pd.DataFrame, title: str) -> Figure:
     return fig
 
 
+FLAT_LOSS_DROP = 0.1  # a loss term that falls by less than this share over a run is called flat
+
+
+def loss_change(log: pd.DataFrame, column: str, fraction: float = 0.1) -> tuple[float, float]:
+    """The median of ``column`` over the first and over the last ``fraction`` of the logged iterations
+    (at least one logged row each): where a noisy loss term starts and ends."""
+    values = log[column].dropna().to_numpy(dtype=float)
+    if not len(values):
+        return float("nan"), float("nan")
+    n = max(1, round(len(values) * fraction))
+    return float(np.median(values[:n])), float(np.median(values[-n:]))
+
+
+def attribute_loss_note(log: pd.DataFrame, weight: float | None = None) -> str:
+    """One sentence on the attribute loss of a training log: whether it falls or stays flat, beside the
+    total loss, from :func:`loss_change` (``weight``: the config's ``model.attribute_loss_weight``, by
+    which the logged term is already multiplied)."""
+    if "loss_attribute" not in log or log["loss_attribute"].dropna().empty:
+        return "This run logged no attribute loss."
+    first, last = loss_change(log, "loss_attribute")
+    total_first, total_last = loss_change(log, "loss")
+    drop = 1 - last / first if first > 0 else 0.0
+    total_drop = 1 - total_last / total_first if total_first > 0 else 0.0
+    weighted = f" (logged after its weight {weight:g})" if weight is not None else ""
+    span = (
+        f"from {first:.3f} over the first tenth of the logged iterations to {last:.3f} over the last"
+        f"{weighted}; the total loss went from {total_first:.2f} to {total_last:.2f} ({-total_drop:+.0%})"
+    )
+    if drop < FLAT_LOSS_DROP:
+        return (
+            f"**The attribute loss stays flat** ({-drop:+.0%}, {span}): the attribute head has not learned "
+            "yet, so this run's attributes, and its AP^IoU+F1 and AP^F1, say nothing about what the head "
+            "could learn."
+        )
+    return f"The attribute loss falls by {drop:.0%}, {span}."
+
+
 def read_learning_curve(run_dir: str | Path) -> pd.DataFrame:
     """A run's ``learning_curve.jsonl``: validation AP by iteration and training seconds (empty table when
     the run evaluated only at the end and has not been evaluated yet)."""
@@ -243,6 +280,233 @@ def plot_learning_curves(curves: dict[str, pd.DataFrame], title: str) -> Figure:
     by_time.set(xlabel="training time (minutes, this machine)", title="against wall-clock time")
     by_iteration.legend(fontsize="small", ncol=2)
     return fig
+
+
+def learning_curve_reading(curves: dict[str, pd.DataFrame], decimals: int = 1) -> str:
+    """Where each run's validation mask AP stands at its last evaluation against the one before: still
+    rising, flat (equal at ``decimals``) or falling; one sentence, from :func:`read_learning_curve`."""
+    states: dict[str, list[str]] = {"still rising": [], "flat": [], "falling": []}
+    for name, curve in curves.items():
+        if len(curve) < 2:
+            continue
+        before, last = curve.iloc[-2], curve.iloc[-1]
+        a, b = round(float(before["segm_AP"]), decimals), round(float(last["segm_AP"]), decimals)
+        state = "still rising" if b > a else "flat" if b == a else "falling"
+        states[state].append(
+            f"{name} {a:.{decimals}f} at iteration {int(before['iteration'])}, "
+            f"{b:.{decimals}f} at {int(last['iteration'])}"
+        )
+    told = [f"{state} ({'; '.join(runs)})" for state, runs in states.items() if runs]
+    if not told:
+        return "No run has two evaluations to compare."
+    return "At the end of training the validation mask AP is " + ", and ".join(told) + "."
+
+
+def training_minutes(results_dir: str | Path, archs: Iterable[str]) -> pd.Series:
+    """Training wall-clock minutes of each run (the last ``train_seconds`` of its ``metrics.jsonl``;
+    evaluations excluded), for the runs that have a log."""
+    minutes = {}
+    for arch in archs:
+        path = Path(results_dir) / arch / "metrics.jsonl"
+        if path.is_file():
+            log = read_metrics_log(path)
+            if "train_seconds" in log and len(log):
+                minutes[arch] = float(log["train_seconds"].iloc[-1]) / 60
+    return pd.Series(minutes, name="training minutes", dtype=float)
+
+
+def cpu_threads(results_dir: str | Path, archs: Iterable[str]) -> int | None:
+    """The CPU threads of the machine that trained the runs (``env.json``; the first run that says)."""
+    for arch in archs:
+        path = Path(results_dir) / arch / "env.json"
+        if path.is_file() and json.loads(path.read_text()).get("cpu_threads"):
+            return int(json.loads(path.read_text())["cpu_threads"])
+    return None
+
+
+# The recipe the method chapter shows, as (row label, dotted config key); env.json's entries follow
+RECIPE_KEYS: tuple[tuple[str, str], ...] = (
+    ("data", "data.root"),
+    ("synthetic data", "data.synthetic"),
+    ("shortest / longest image edge (px)", "data.min_size|data.max_size"),
+    ("horizontal flip probability", "data.hflip_prob"),
+    ("initial weights", "model.weights"),
+    ("backbone / head normalisation", "model.norm|model.head_norm"),
+    ("iterations", "solver.max_iter"),
+    ("images per batch", "solver.ims_per_batch"),
+    ("base learning rate (for the reference batch)", "solver.base_lr|solver.reference_batch"),
+    ("momentum / weight decay", "solver.momentum|solver.weight_decay"),
+    ("warm-up iterations / start factor", "solver.warmup_iters|solver.warmup_factor"),
+    ("learning-rate decays at / factor", "solver.steps|solver.gamma"),
+    ("gradient-norm clip", "solver.clip_grad_norm"),
+    ("bfloat16 autocast requested", "solver.amp"),
+    ("evaluation every (iterations)", "solver.eval_period"),
+    (
+        "RPN proposals, training (pre / post NMS)",
+        "model.rpn_pre_nms_top_n_train|model.rpn_post_nms_top_n_train",
+    ),
+    ("RPN proposals, test (pre / post NMS)", "model.rpn_pre_nms_top_n_test|model.rpn_post_nms_top_n_test"),
+    ("anchors sampled per training image", "model.rpn_batch_size_per_image"),
+    ("RoIs sampled per training image", "model.box_batch_size_per_image"),
+    ("detections kept per image", "model.box_detections_per_img"),
+    ("attribute loss weight", "model.attribute_loss_weight"),
+    ("seed", "seed"),
+)
+RECIPE_ENV = {
+    "torch": "torch",
+    "torchvision": "torchvision",
+    "python": "python",
+    "device": "device",
+    "CPU threads": "cpu_threads",
+    "git commit": "git_commit",
+}
+
+
+def _dotted(tree: dict[str, Any], key: str) -> Any:
+    for part in key.split("."):
+        tree = tree[part]
+    return tree
+
+
+def _recipe_value(value: Any) -> str:
+    if isinstance(value, list | tuple):
+        return ", ".join(map(str, value))
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def recipe_table(results_dir: str | Path, archs: Iterable[str]) -> pd.DataFrame:
+    """The training recipe of each run as its ``config.yaml`` and ``env.json`` record it: one row per
+    setting of :data:`RECIPE_KEYS` and :data:`RECIPE_ENV`, one column per backbone (values as text; a
+    ``|`` in a key joins two values with " / ")."""
+    columns = {}
+    for arch in archs:
+        run_dir = Path(results_dir) / arch
+        if not (run_dir / "config.yaml").is_file():
+            continue
+        tree = to_dict(read_config(run_dir / "config.yaml"))
+        env_path = run_dir / "env.json"
+        env = json.loads(env_path.read_text()) if env_path.is_file() else {}
+        column = {
+            label: " / ".join(_recipe_value(_dotted(tree, k)) for k in keys.split("|"))
+            for label, keys in RECIPE_KEYS
+        }
+        for label, key in RECIPE_ENV.items():
+            value = env.get(key)
+            column[label] = "" if value is None else str(value)[:10] if key == "git_commit" else str(value)
+        columns[arch] = column
+    table = pd.DataFrame(columns)
+    table.index.name = "setting"
+    return table
+
+
+# detectron2's defaults for the counts the demo lowers (config/defaults.py: MODEL.RPN.POST_NMS_TOPK_TEST,
+# MODEL.ROI_HEADS.BATCH_SIZE_PER_IMAGE, TEST.DETECTIONS_PER_IMAGE)
+DETECTRON2_COUNTS = {
+    "model.rpn_post_nms_top_n_test": 1000,
+    "model.box_batch_size_per_image": 512,
+    "model.box_detections_per_img": 100,
+}
+SPEED_COUNT_LABELS = {
+    "model.rpn_post_nms_top_n_test": "test proposals",
+    "model.box_batch_size_per_image": "training RoIs/image",
+    "model.box_detections_per_img": "detections/image",
+}
+
+
+def _evaluation_batch() -> int:
+    """The batch :func:`fashionseg.train.evaluate_run` predicts with by default (notebook 02 keeps it)."""
+    import inspect
+
+    from fashionseg.train import evaluate_run
+
+    return int(inspect.signature(evaluate_run).parameters["batch_size"].default)
+
+
+def speed_conditions(results_dir: str | Path, archs: Iterable[str]) -> pd.DataFrame:
+    """Per backbone, what its timings were measured under: the proposal, RoI and detection counts of its
+    ``config.yaml`` (detectron2's default in each header), the training batch, the inference batch, the
+    warm-up, the images timed, the CPU threads (``env.json``) and the device."""
+    rows = {}
+    for arch in archs:
+        run_dir = Path(results_dir) / arch
+        if not (run_dir / "config.yaml").is_file():
+            continue
+        tree = to_dict(read_config(run_dir / "config.yaml"))
+        metrics_path, env_path = run_dir / "metrics.json", run_dir / "env.json"
+        speed = json.loads(metrics_path.read_text()).get("speed", {}) if metrics_path.is_file() else {}
+        env = json.loads(env_path.read_text()) if env_path.is_file() else {}
+        row: dict[str, Any] = {
+            f"{SPEED_COUNT_LABELS[key]} (detectron2: {d2})": int(_dotted(tree, key))
+            for key, d2 in DETECTRON2_COUNTS.items()
+        }
+        row["training batch"] = int(tree["solver"]["ims_per_batch"])
+        # evaluate_predictor times every batch, the first included: no warm-up
+        row["inference batch"] = int(speed.get("batch_size", _evaluation_batch()))
+        row["warm-up batches"] = int(speed.get("warmup_batches", 0))
+        row["images timed"] = int(speed.get("images", 0))
+        row["threads"] = int(env.get("cpu_threads", 0)) or None
+        row["device"] = speed.get("device", env.get("device", ""))
+        rows[arch] = row
+    table = pd.DataFrame.from_dict(rows, orient="index")
+    table.index.name = "backbone"
+    return table
+
+
+def count_text(conditions: pd.DataFrame, column: str) -> str:
+    """A column of :func:`speed_conditions` in words: ``50`` when every backbone has it, else
+    ``100 (R50-FPN) and 50 (R50-C4, R50-DC5)``."""
+    groups = conditions.groupby(column, sort=False).groups
+    if len(groups) == 1:
+        return str(next(iter(groups)))
+    return and_list([f"{value} ({', '.join(map(str, archs))})" for value, archs in groups.items()])
+
+
+def speed_note(conditions: pd.DataFrame) -> str:
+    """How the timings of :func:`speed_table` were measured and what the demo's counts do to them, in one
+    paragraph of plain text (to paste with glue), from :func:`speed_conditions`."""
+    if not len(conditions):
+        return "No backbone has a finished run, so there are no timings."
+
+    first = conditions.iloc[0]
+    same = {c: conditions[c].nunique() == 1 for c in conditions}
+    proposals, rois, detections = (c for c in conditions.columns[: len(DETECTRON2_COUNTS)])
+    text = [
+        "Training s/iter is the median of the logged intervals at "
+        + f"batch {count_text(conditions, 'training batch')}"
+        + "; inference ms/image is the model's time over "
+        + (
+            f"the {first['images timed']} validation images"
+            if same["images timed"]
+            else "the validation images"
+        )
+        + ", predicted "
+        + (f"in batches of {first['inference batch']}" if same["inference batch"] else "in batches")
+        + (
+            ", with no warm-up (the first batch is timed too)"
+            if (conditions["warm-up batches"] == 0).all()
+            else ""
+        )
+        + (f", on {first['device']}" if same["device"] and first["device"] else "")
+        + (f" with {first['threads']:.0f} CPU threads" if same["threads"] and first["threads"] else "")
+        + "."
+    ]
+    d2 = dict(zip(conditions.columns[:3], DETECTRON2_COUNTS.values(), strict=True))
+    counts = {column: count_text(conditions, column) for column in (proposals, rois, detections)}
+    text.append(
+        f"The demo keeps {counts[proposals]} test proposals per image (detectron2: {d2[proposals]}), "
+        f"samples {counts[rois]} RoIs per training image (detectron2: {d2[rois]}) and keeps at most "
+        f"{counts[detections]} detections per image (detectron2: {d2[detections]})."
+    )
+    if conditions[proposals].nunique() > 1 and "R50-C4" in conditions.index:
+        text.append(
+            "The timings are therefore not at equal counts. R50-C4 runs its res5 stage once per proposal, so "
+            "its inference time grows with the count far more than the others': fewer proposals flatter it."
+        )
+    text.append(
+        "The script benchmarks/inference_speed.py times the same trained models at the demo's counts and at "
+        "detectron2's, with the batch, threads and warm-up stated; its numbers are not part of this book."
+    )
+    return " ".join(text)
 
 
 def constant_attributes(train: dict[str, Any]) -> dict[int, list[int]]:
@@ -427,22 +691,30 @@ def image_grid(
     return fig
 
 
-def plot_speed_accuracy(speed: pd.DataFrame, seed: pd.DataFrame | None = None) -> Figure:
-    """Mask AP against inference ms/image and against training s/iter, one labelled point per backbone.
+SPEED_MARKERS = ("o", "s", "D", "^", "v", "P")  # one per backbone, so a point reads without colour too
 
-    The trade-off the seed discusses (FPN fast, C4/DC5 slower); with ``seed`` the seed's mask AP ranking is
-    listed in the title, since the seed reports no timings.
+
+def plot_speed_accuracy(speed: pd.DataFrame, seed: pd.DataFrame | None = None) -> Figure:
+    """Mask AP against inference ms/image and against training s/iter, one marker per backbone.
+
+    The backbones are named in one legend beside the two panels, not next to their points, so names never
+    overlap however close the points lie. With ``seed`` the seed's mask AP ranking (ties as ties) is the
+    figure's title, since the seed reports no timings.
     """
     fig = Figure(figsize=(10, 3.8), layout="constrained")
     axes = fig.subplots(1, 2)
+    palette = sns.color_palette("deep", len(speed))
     for ax, x in zip(axes, ["inference ms/image", "train s/iter"], strict=True):
-        for arch, row in speed.iterrows():
-            ax.scatter(row[x], row["mask AP"], s=60)
-            ax.annotate(arch, (row[x], row["mask AP"]), textcoords="offset points", xytext=(6, 4))
+        for (arch, row), color, marker in zip(
+            speed.iterrows(), palette, SPEED_MARKERS * len(speed), strict=False
+        ):
+            ax.scatter(row[x], row["mask AP"], s=70, color=color, marker=marker, label=arch, alpha=0.85)
         ax.set(xlabel=f"{x} (lower is faster)", ylabel="mask AP", title=f"mask AP vs {x}")
-        ax.margins(0.25)
+        ax.margins(0.2)
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside right upper", title="backbone", fontsize="small")
     if seed is not None:
-        ranking = " > ".join(seed["mask_AP"].sort_values(ascending=False).index)
+        ranking = ranking_text(seed["mask_AP"])
         fig.suptitle(f"the seed reports no timings; its mask AP ranking: {ranking}", fontsize="small")
     return fig
 
@@ -458,12 +730,126 @@ def plot_category_heatmap(table: pd.DataFrame, title: str) -> Figure:
     return fig
 
 
-def _ranking(values: pd.Series) -> str:
-    ordered = values.sort_values(ascending=False)
-    return " > ".join(f"{arch} ({v:.1f})" for arch, v in ordered.items())
+def rank_groups(values: pd.Series, decimals: int = 1, ascending: bool = False) -> list[list[str]]:
+    """The index of ``values`` best first (highest, or lowest with ``ascending``), in groups of ties.
+
+    Values equal once rounded to ``decimals`` (the precision the book shows) tie: a difference too small to
+    print is not an order. NaN values are left out; a group keeps the index's order.
+    """
+    rounded = values.dropna().astype(float).round(decimals) + 0.0  # + 0.0: -0.0 and 0.0 are one value
+    levels = sorted(set(rounded), reverse=not ascending)
+    return [[str(k) for k in rounded.index if rounded[k] == level] for level in levels]
+
+
+def ranking_text(values: pd.Series, decimals: int = 1, ascending: bool = False) -> str:
+    """``R50-FPN (4.8) > R50-C4 = R50-DC5 (0.0)``: :func:`rank_groups` with each group's value."""
+    rounded = values.dropna().astype(float).round(decimals) + 0.0
+    return " > ".join(
+        f"{' = '.join(group)} ({rounded[group[0]]:.{decimals}f})"
+        for group in rank_groups(values, decimals, ascending)
+    )
+
+
+def best_text(values: pd.Series, decimals: int = 1, ascending: bool = False) -> str:
+    """The best of ``values`` by name, or the tied best: ``R50-FPN``, ``R50-C4 and R50-DC5 (tied)``."""
+    groups = rank_groups(values, decimals, ascending)
+    if not groups:
+        return "none"
+    top = groups[0]
+    return top[0] if len(top) == 1 else f"{and_list(top)} (tied)"
+
+
+def and_list(items: Sequence[str]) -> str:
+    """``a``, ``a and b``, ``a, b and c`` (empty for no items)."""
+    if len(items) <= 1:
+        return "".join(items)
+    return f"{', '.join(items[:-1])} and {items[-1]}"
+
+
+def order_agreement(ours: pd.Series, theirs: pd.Series, decimals: int = 1) -> str:
+    """Whether two rankings of the same backbones agree, pair by pair, ties included (one sentence)."""
+    common = [k for k in ours.index if k in theirs.index]
+    a = ours[common].astype(float).round(decimals)
+    b = theirs[common].astype(float).round(decimals)
+    reversed_pairs, tied_pairs = [], []
+    for i, x in enumerate(common):
+        for y in common[i + 1 :]:
+            ours_sign, their_sign = np.sign(a[x] - a[y]), np.sign(b[x] - b[y])
+            if ours_sign * their_sign < 0:
+                reversed_pairs.append(f"{x}/{y}")
+            elif ours_sign != their_sign:
+                tied_pairs.append(f"{x}/{y}")
+    if reversed_pairs:
+        return f"The two orders differ: {and_list(reversed_pairs)} are ranked the other way round."
+    if tied_pairs:
+        return (
+            f"No pair is ranked the other way round, but {and_list(tied_pairs)} are tied in one ranking and "
+            "not in the other."
+        )
+    return "The two orders agree."
 
 
 UNTRAINED_MASK_AP = 10.0  # below this best mask AP, the reading says the backbones' order is noise
+
+
+def ordering_verdict(ours: pd.DataFrame) -> str:
+    """Whether our mask AP ordering of the backbones can be read as a finding, in one sentence."""
+    if not len(ours):
+        return "No backbone has a finished run, so there is no ordering to read."
+    if ours["mask_AP"].max() < UNTRAINED_MASK_AP:
+        return (
+            f"No backbone reaches mask AP {UNTRAINED_MASK_AP:.0f} here: the models have barely begun to "
+            "learn, so the order of our rows says nothing yet about the architectures; only the seed's "
+            "rows carry an ordering."
+        )
+    return (
+        "Our values and the seed's were measured on different data and schedules and cannot be compared; "
+        "the orderings can, with one run per backbone (see the reading for the noise this leaves)."
+    )
+
+
+METRIC_FAMILY_NOTES = {
+    "AP (IoU)": "COCO's AP. A detection is a true positive when its category is right and its mask (or "
+    "box) overlaps a ground truth by IoU >= t, averaged over t = 0.50, 0.55, ..., 0.95. Attributes play no "
+    "part.",
+    "AP (IoU+F1)": "Fashionpedia's AP^IoU+F1. On the categories that carry attributes, a detection must "
+    "also describe that ground truth with attribute F1 >= t_F1, averaged over both thresholds; the other "
+    "categories are scored by IoU alone. Its mean weighs each category with attributes once per F1 "
+    "threshold, so it is not simply a stricter AP(IoU) and can even exceed it.",
+    "AP (F1)": "The same with the IoU condition switched off: on the categories with attributes, a "
+    "detection of the right category matches a ground truth of its image by attribute F1 alone, wherever "
+    "the two lie. It ignores localisation, so a backbone that localises nothing can score well on it: it "
+    "measures the attribute head, not the detector.",
+}
+
+
+def metric_families_note() -> str:
+    """The three metric families of the tables (:data:`METRIC_FAMILY_NOTES`) as a Markdown list."""
+    return "\n".join(f"- **{name}**: {note}" for name, note in METRIC_FAMILY_NOTES.items())
+
+
+def f1_reading(attributes: pd.DataFrame) -> str:
+    """How AP^F1 orders the backbones beside mask AP (one sentence, from :func:`attribute_table`)."""
+    if not len(attributes):
+        return "No backbone has a finished run."
+    by_iou, by_f1 = attributes["mask AP (IoU)"], attributes["mask AP (F1)"]
+    same = rank_groups(by_iou) == rank_groups(by_f1)
+    return f"By mask AP^F1 the backbones rank {ranking_text(by_f1)}, by mask AP {ranking_text(by_iou)}: " + (
+        "the same order."
+        if same
+        else "a different order, which AP^F1 can give because it does not ask where a detection lies."
+    )
+
+
+def _counts_caveat(conditions: pd.DataFrame) -> str:
+    """The sentence the reading adds to its speed part: the test proposal counts of the timings."""
+    column = conditions.columns[0]
+    return (
+        f" These timings are at the demo's test proposal counts, {count_text(conditions, column)}, not "
+        f"detectron2's {DETECTRON2_COUNTS['model.rpn_post_nms_top_n_test']}"
+        + (", and not equal across the backbones" if conditions[column].nunique() > 1 else "")
+        + "."
+    )
 
 
 def honest_reading(
@@ -473,56 +859,68 @@ def honest_reading(
     attributes: pd.DataFrame,
     setting: str,
     missing: Sequence[str] = (),
+    conditions: pd.DataFrame | None = None,
 ) -> str:
-    """What the numbers do and do not show, in Markdown, composed from the tables (no number typed here)."""
+    """What the numbers do and do not show, in Markdown, composed from the tables (no number typed here);
+    with ``conditions`` (:func:`speed_conditions`) the speed part says at which proposal counts it was timed.
+
+    Rankings are read at the precision shown (one decimal for AP, whole ms for speed): values equal there
+    are reported as ties, never as an order.
+    """
     parts = [
         f"**Setting.** Our runs: {setting}. The seed's: {seed.attrs.get('setting', 'its Table I')}. "
-        "Different data and schedules: the absolute values are not comparable, only orderings and trade-offs."
+        "Different data and schedules: the absolute values are not comparable."
     ]
     if missing:
         parts.append(f"**Missing.** No finished run for {', '.join(missing)}; its rows show only the seed.")
     if len(ours):
         common = [a for a in ours.index if a in seed.index]
-        ours_order = list(ours.loc[common, "mask_AP"].sort_values(ascending=False).index)
-        seed_order = list(seed.loc[common, "mask_AP"].sort_values(ascending=False).index)
-        agree = "The two orders agree." if ours_order == seed_order else "The two orders differ."
         parts.append(
-            f"**Accuracy.** By mask AP ours rank {_ranking(ours['mask_AP'])}; the seed's rank "
-            f"{_ranking(seed.loc[common, 'mask_AP'])}. {agree}"
+            f"**Accuracy.** By mask AP ours rank {ranking_text(ours['mask_AP'])}; the seed's rank "
+            f"{ranking_text(seed.loc[common, 'mask_AP'])}. "
+            f"{order_agreement(ours['mask_AP'], seed.loc[common, 'mask_AP'])}"
         )
         if ours["mask_AP"].max() < UNTRAINED_MASK_AP:
             parts.append(
-                f"**Undertrained.** No backbone reaches mask AP {UNTRAINED_MASK_AP:.0f} here: at this "
-                "schedule the models have barely begun to learn, so their ordering (and the trade-offs "
-                "below) says nothing yet about the architectures. A longer schedule, a GPU or pretrained "
-                "weights are needed for that (the book's limitations page gives the learning curve)."
+                f"**Undertrained.** {ordering_verdict(ours)} The trade-offs below are no finding either. A "
+                "longer schedule, a GPU or pretrained weights are needed for that (the book's limitations "
+                "page says where the learning curves stand)."
             )
-        best_box, best_mask = ours["box_AP"].idxmax(), ours["mask_AP"].idxmax()
+        top_box, top_mask = rank_groups(ours["box_AP"])[0], rank_groups(ours["mask_AP"])[0]
         parts.append(
-            f"Box AP and mask AP pick the same best backbone ({best_mask})."
-            if best_box == best_mask
-            else f"Box AP and mask AP disagree on the best backbone ({best_box} by box, {best_mask} by mask)."
+            f"Box AP and mask AP pick the same best backbone ({best_text(ours['mask_AP'])})."
+            if top_box == top_mask
+            else f"Box AP and mask AP disagree on the best backbone ({best_text(ours['box_AP'])} by box, "
+            f"{best_text(ours['mask_AP'])} by mask)."
         )
         gap = (attributes["mask AP (IoU)"] - attributes["mask AP (IoU+F1)"]).mean()
         strict = "Requiring the attributes to match as well (AP^IoU+F1)"
         parts.append(
-            f"**Attributes.** {strict} lowers mask AP by {gap:.1f} points on average over the backbones: "
-            "what the attribute head's mistakes cost."
-            if gap > 0
-            else f"**Attributes.** {strict} does not lower mask AP here ({-gap:+.1f} points on average): its "
-            "average weighs the categories with attributes once per F1 threshold, so it is not simply a "
-            "stricter AP."
+            (
+                f"**Attributes.** {strict} lowers mask AP by {gap:.1f} points on average over the "
+                "backbones: what the attribute head's mistakes cost."
+                if gap > 0
+                else f"**Attributes.** {strict} does not lower mask AP here ({-gap:+.1f} points on average): "
+                "its average weighs the categories with attributes once per F1 threshold, so it is not "
+                "simply a stricter AP."
+            )
+            + f" {f1_reading(attributes)} AP^F1 scores the attributes of detections wherever they lie, so "
+            "it can be high for a backbone that localises nothing."
         )
         ms = speed["inference ms/image"]
-        fast, accurate = ms.idxmin(), speed["mask AP"].idxmax()
-        device = speed.loc[fast, "device"] or "this machine"
-        trade = (
-            "It is also the most accurate here, so this run shows no speed/accuracy trade-off."
-            if fast == accurate
-            else f"The most accurate, {accurate}, takes {ms[accurate] / ms[fast]:.1f}x its inference time."
-        )
+        fastest = rank_groups(ms, decimals=0, ascending=True)[0]
+        accurate = rank_groups(speed["mask AP"])[0]
+        device = speed.loc[fastest[0], "device"] or "this machine"
+        if set(fastest) & set(accurate):
+            trade = "It is also the most accurate here, so this run shows no speed/accuracy trade-off."
+        else:
+            slower = ", ".join(f"{a} {ms[a] / ms[fastest[0]]:.1f}x" for a in accurate)
+            trade = f"The most accurate ({best_text(speed['mask AP'])}) takes more inference time: {slower}."
+        verb = "is" if len(fastest) == 1 else "are"
         parts.append(
-            f"**Speed.** {fast} is the fastest at inference ({ms[fast]:.0f} ms/image on {device}). {trade}"
+            f"**Speed.** {best_text(ms, decimals=0, ascending=True)} {verb} the fastest at inference "
+            f"({ms[fastest[0]]:.0f} ms/image on {device}). {trade}"
+            + (_counts_caveat(conditions) if conditions is not None and len(conditions) else "")
         )
     parts.append(
         "**What this does not show.** One seed per backbone and one short schedule: differences of a few AP "
@@ -533,11 +931,14 @@ def honest_reading(
     return "\n\n".join(parts)
 
 
+MISS_IOU = 0.5  # a ground-truth instance whose best mask IoU is below this counts as missed
+
+
 def image_quality(
     gt: dict[str, Any],
     results: list[dict[str, Any]],
     score_threshold: float = 0.5,
-    iou_threshold: float = 0.5,
+    iou_threshold: float = MISS_IOU,
 ) -> pd.DataFrame:
     """Per image of an annotation file, how well one model's detections cover its ground truth.
 
@@ -578,20 +979,71 @@ def image_quality(
     return table.astype({"instances": int, "missed": int})
 
 
+def _failure_order(quality: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    """Per image with ground truth: mean IoU and missed instances averaged / summed over the backbones,
+    worst first (lowest mean IoU, then most instances missed, then most instances, then image id)."""
+    table = pd.DataFrame(
+        {
+            "mean_iou": pd.concat([q["mean_iou"] for q in quality.values()], axis=1).mean(axis=1),
+            "missed": sum(q["missed"] for q in quality.values()),
+            "instances": next(iter(quality.values()))["instances"],
+        }
+    ).dropna(subset=["mean_iou"])
+    table.index = table.index.astype(int).rename(None)
+    table["image_id"] = table.index
+    table["rounded_iou"] = table["mean_iou"].round(2)
+    return table.sort_values(
+        ["rounded_iou", "missed", "instances", "image_id"], ascending=[True, False, False, True]
+    )
+
+
 def pick_images(
     quality: dict[str, pd.DataFrame], n_examples: int, n_failures: int
 ) -> tuple[list[int], list[int]]:
     """Validation images to show for every backbone: (examples, failures).
 
-    Failures are the ``n_failures`` images whose ground truth the backbones cover worst (lowest mean IoU,
-    averaged over backbones); examples are ``n_examples`` spread evenly over the other image ids (over all of
-    them when a tiny split leaves none).
+    Failures are the ``n_failures`` images whose ground truth the backbones cover worst: lowest mean IoU
+    (averaged over backbones, at two decimals), and among equal ones the most instances missed, so that when
+    every image scores IoU 0 the choice is still by failure, not by id. Examples are ``n_examples`` spread
+    evenly over the other image ids (over all of them when a tiny split leaves none).
     """
-    mean_iou = pd.concat([q["mean_iou"] for q in quality.values()], axis=1).mean(axis=1).dropna()
-    failures = [int(i) for i in mean_iou.sort_values(kind="stable").index[:n_failures]]
-    rest = [int(i) for i in sorted(mean_iou.index) if i not in failures] or sorted(map(int, mean_iou.index))
+    order = _failure_order(quality)
+    failures = [int(i) for i in order["image_id"][:n_failures]]
+    ids = sorted(int(i) for i in order["image_id"])
+    rest = [i for i in ids if i not in failures] or ids
     picks = np.unique(np.linspace(0, len(rest) - 1, num=min(n_examples, len(rest))).round().astype(int))
     return [rest[i] for i in picks], failures
+
+
+def failure_caption(quality: dict[str, pd.DataFrame], failures: Sequence[int]) -> str:
+    """What the failure images shown are and how they were chosen, true also when they tie (one or two
+    sentences; plain text, to paste with glue)."""
+    order = _failure_order(quality)
+    if not failures:
+        return "No validation image has ground truth to fail on."
+    shown = order.loc[list(failures)]
+    n_images, k = len(order), len(failures)
+    zero = order[order["mean_iou"] == 0]
+    missed = ", ".join(f"{m:.0f}" for m in shown["missed"])
+    per = f"summed over the {len(quality)} backbones" if len(quality) > 1 else "by the backbone"
+    if (shown["mean_iou"] == 0).all() and len(zero) > k:
+        return (
+            f"{len(zero)} of the {n_images} validation images have mean mask IoU 0 for every backbone: no "
+            f"detection covers any of their ground truth, so IoU cannot rank them. Shown are the {k} of them "
+            f"with the most ground-truth instances missed ({missed}, {per})."
+        )
+    boundary = shown["rounded_iou"].max()
+    tied = order[order["rounded_iou"] == boundary]
+    text = (
+        f"The {k} validation images of {n_images} whose ground truth the backbones cover worst: lowest mean "
+        f"mask IoU, averaged over the backbones ({', '.join(f'{v:.2f}' for v in shown['mean_iou'])})."
+    )
+    if len(tied) > len(shown[shown["rounded_iou"] == boundary]):
+        text += (
+            f" {len(tied)} images tie at mean IoU {boundary:.2f}; among them those with the most instances "
+            f"missed are shown ({missed}, {per})."
+        )
+    return text
 
 
 def failure_table(quality: dict[str, pd.DataFrame], image_ids: Sequence[int]) -> pd.DataFrame:
@@ -631,3 +1083,150 @@ def compare_predictions(
         for r, (i, image) in enumerate(zip(image_ids, images, strict=True))
     ]
     return image_grid(rows, [meta[i]["file_name"] for i in image_ids], ["ground truth", *predictors])
+
+
+RECOVERY_P = 0.01  # a planted trend counts as recovered at p_trend below this, in the planted direction
+
+
+def recovered_trends(recovery: pd.DataFrame, p: float = RECOVERY_P) -> dict[str, int]:
+    """Per source of a :func:`fashionseg.trends.stats.compare_changes` table that has a ``planted`` block:
+    how many planted features (those with a planted change) it finds at ``p_trend < p`` in the planted
+    direction."""
+    if "planted" not in recovery.columns.get_level_values(0):
+        return {}
+    planted = recovery[("planted", "change")].dropna()
+    out = {}
+    for source in dict.fromkeys(recovery.columns.get_level_values(0)):
+        if source == "planted":
+            continue
+        found = recovery.loc[planted.index, (source, "p_trend")] < p
+        same_sign = np.sign(recovery.loc[planted.index, (source, "change")]) == np.sign(planted)
+        out[str(source)] = int((found & same_sign).sum())
+    return out
+
+
+def implied_changes(planted: pd.DataFrame) -> pd.DataFrame:
+    """The changes the planted design implies without planting them (columns feature, change).
+
+    The collection's generator gives the skirts that are neither striped nor dotted (plain or check) what
+    the two planted patterns leave (:meth:`PlantedTrends.quotas`), so their share changes by minus the sum
+    of the two planted changes: a trend there follows from the design and is no false discovery.
+    """
+    from fashionseg.data import ontology, synthetic
+
+    names = {a.id: a.name for a in ontology.attributes()}
+    skirt = next(c.name for c in ontology.categories() if c.id == synthetic.SKIRT)
+    change = planted.set_index("feature")["change"]
+    planted_patterns = [f"{skirt}: {names[synthetic.PATTERNS[p]]}" for p in ("stripe", "dot")]
+    if not all(f in change.index for f in planted_patterns):
+        return pd.DataFrame(columns=["feature", "change"])
+    rest = -float(change[planted_patterns].sum())
+    others = [f"{skirt}: {names[synthetic.PATTERNS[p]]}" for p in ("plain", "check")]
+    return pd.DataFrame({"feature": others, "change": [rest] * len(others)})
+
+
+def false_discoveries(
+    changes: dict[str, pd.DataFrame],
+    planted: pd.DataFrame,
+    alpha: float,
+    implied: pd.DataFrame | None = None,
+) -> pd.DataFrame:
+    """The trends each source reports that the design did not plant: features whose trend survives the
+    false-discovery rate (``q_trend < alpha``, what the risers and fallers are chosen from) but that were
+    not planted, or were planted in the other direction.
+
+    ``changes``: source name -> :attr:`TrendResult.change`; ``planted``: feature and planted change
+    (:meth:`PlantedTrends.change`); ``implied``: changes the design implies (:func:`implied_changes`),
+    which count as planted. Returns one row per false discovery: source, feature, why, change, p_trend,
+    q_trend (empty, with these columns, when there is none).
+    """
+    expected = planted if implied is None or not len(implied) else pd.concat([planted, implied])
+    planted_sign = np.sign(expected.set_index("feature")["change"])
+    implied_features = set() if implied is None else set(implied["feature"])
+    rows = []
+    for source, change in changes.items():
+        found = change[(change["q_trend"] < alpha) & change["change"].notna()]
+        for _, row in found.iterrows():
+            sign = planted_sign.get(row["feature"])
+            if sign is not None and np.sign(row["change"]) == sign:
+                continue
+            rows.append(
+                {
+                    "source": source,
+                    "feature": row["feature"],
+                    "why": "not planted"
+                    if sign is None
+                    else "implied the other way"
+                    if row["feature"] in implied_features
+                    else "planted the other way",
+                    "change": float(row["change"]),
+                    "p_trend": float(row["p_trend"]),
+                    "q_trend": float(row["q_trend"]),
+                }
+            )
+    return pd.DataFrame(rows, columns=["source", "feature", "why", "change", "p_trend", "q_trend"])
+
+
+def false_discovery_counts(found: pd.DataFrame, sources: Iterable[str]) -> dict[str, int]:
+    """How many false discoveries (:func:`false_discoveries`) each source has, zero included."""
+    counts = found["source"].value_counts()
+    return {str(s): int(counts.get(s, 0)) for s in sources}
+
+
+def false_discovery_table(found: pd.DataFrame, sources: Iterable[str]) -> pd.DataFrame:
+    """One row per source: how many false discoveries (:func:`false_discoveries`) it has and which, each
+    with its change and q-value ("none" where there is none)."""
+    rows = {}
+    for source in sources:
+        mine = found[found["source"] == source]
+        rows[str(source)] = {
+            "false discoveries": len(mine),
+            "features (change, q)": "; ".join(
+                f"{r.feature} ({r.change:+.2f}, q {r.q_trend:.3f}"
+                + ("" if r.why == "not planted" else f", {r.why}")
+                + ")"
+                for r in mine.itertuples()
+            )
+            or "none",
+        }
+    table = pd.DataFrame.from_dict(rows, orient="index")
+    table.index.name = "source"
+    return table
+
+
+def trends_reading(
+    photos: int,
+    seasons: int,
+    n_planted: int,
+    recovered: dict[str, int],
+    found: pd.DataFrame,
+    sources: Sequence[str],
+    control: pd.Series,
+    alpha: float,
+) -> str:
+    """What the trend statistics found in the planted collection, per source, in Markdown: planted trends
+    recovered, unplanted trends found (false discoveries) and the flat control's p-value."""
+    text = [f"{photos} photos over {seasons} seasons; {n_planted} planted trends."]
+    text += [
+        f"Recovered at p < {RECOVERY_P:g} in the planted direction by the {k}: {n} of {n_planted}."
+        for k, n in recovered.items()
+    ]
+    counts = false_discovery_counts(found, sources)
+    for source, n in counts.items():
+        names = ", ".join(found.loc[found["source"] == source, "feature"])
+        text.append(
+            f"Trends found by the {source} that were not planted (q < {alpha:g}, false discoveries): {n}"
+            + (f" ({names})." if n else ".")
+        )
+    text += [f"The flat control ({control.name}) gives p = {p:.2f} on the {k}." for k, p in control.items()]
+    if recovered.get("ground truth", 0) > recovered.get("model", 0):
+        text.append(
+            "Where the ground truth shows a planted trend and the model's predictions do not, the statistics "
+            "found it and the model lost it: it misses or confuses those garments or patterns too often."
+        )
+    if counts.get("model", 0) > counts.get("ground truth", 0):
+        text.append(
+            "A trend the model reports and the ground truth does not is the model's: its errors change "
+            "from season to season, the collection does not."
+        )
+    return " ".join(text)

@@ -6,6 +6,8 @@
   under ``torchrun``;
 - :mod:`~fashionseg.trends.stats`: prevalence, co-occurrence and change along a metadata column (cluster
   bootstrap CIs, permutation tests, risers and fallers);
+- :mod:`~fashionseg.trends.calibration`: simulations checking that the tests and intervals keep their
+  nominal rates (what the book reports);
 - :mod:`~fashionseg.trends.plots`: seaborn trend lines and heatmaps;
 - :mod:`~fashionseg.trends.cli`: the command, and the pipeline
   :func:`~fashionseg.trends.cli.predict_and_analyse`.

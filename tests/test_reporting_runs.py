@@ -1,0 +1,141 @@
+"""What the book reads from run folders beside the metrics: the recipe (``config.yaml`` and ``env.json``) and
+what the timings were measured under, on small hand-made run folders."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+
+from fashionseg import reporting
+from fashionseg.config import load_config, save_config
+from fashionseg.trends.collection import PlantedTrends
+
+
+def _run(root: Path, arch: str, threads: int = 2, speed: dict | None = None) -> Path:
+    """A run folder of the demo preset for ``arch``: config.yaml, env.json and a metrics.json speed entry."""
+    run_dir = root / arch
+    run_dir.mkdir(parents=True)
+    save_config(load_config("demo", {"model.arch": arch}), run_dir / "config.yaml")
+    env = {"torch": "2.x", "torchvision": "0.y", "python": "3.11", "device": "cpu", "cpu_threads": threads}
+    (run_dir / "env.json").write_text(json.dumps({**env, "git_commit": "0123456789abcdef"}))
+    speed = {"inference_ms_per_image": 10.0, "device": "cpu", "images": 40} | (speed or {})
+    (run_dir / "metrics.json").write_text(json.dumps({"speed": speed}))
+    return run_dir
+
+
+def test_recipe_table_reads_each_runs_config_and_env(tmp_path):
+    for arch in ("R50-FPN", "R50-C4"):
+        _run(tmp_path, arch)
+    table = reporting.recipe_table(tmp_path, ["R50-FPN", "R50-C4", "R50-DC5"])  # R50-DC5: no run folder
+    assert list(table.columns) == ["R50-FPN", "R50-C4"]
+    assert table.index.name == "setting"
+    # the demo preset's per-architecture counts, as config.yaml holds them
+    assert table.loc["RPN proposals, test (pre / post NMS)"].tolist() == ["300 / 100", "300 / 50"]
+    assert table.loc["RoIs sampled per training image"].tolist() == ["32", "16"]
+    assert table.loc["learning-rate decays at / factor", "R50-FPN"] == "220, 270 / 0.1"
+    assert table.loc["base learning rate (for the reference batch)", "R50-C4"] == "0.02 / 2"
+    assert table.loc["CPU threads"].tolist() == ["2", "2"]
+    assert table.loc["git commit", "R50-FPN"] == "0123456789"
+    assert set(table.index) >= {label for label, _ in reporting.RECIPE_KEYS} | set(reporting.RECIPE_ENV)
+
+
+def test_speed_conditions_and_note_state_counts_batches_warmup_and_threads(tmp_path):
+    for arch in ("R50-FPN", "R50-C4", "R50-DC5"):
+        _run(tmp_path, arch)
+    conditions = reporting.speed_conditions(tmp_path, ["R50-FPN", "R50-C4", "R50-DC5"])
+    assert conditions.loc["R50-FPN", "test proposals (detectron2: 1000)"] == 100
+    assert conditions.loc["R50-C4", "test proposals (detectron2: 1000)"] == 50
+    assert conditions.loc["R50-DC5", "training RoIs/image (detectron2: 512)"] == 16
+    assert conditions["detections/image (detectron2: 100)"].tolist() == [50, 50, 50]
+    # notebook 02 evaluates with evaluate_run's default batch, and times every batch (no warm-up)
+    assert conditions["inference batch"].tolist() == [4, 4, 4]
+    assert conditions["warm-up batches"].tolist() == [0, 0, 0]
+    assert conditions["threads"].tolist() == [2, 2, 2]
+    note = reporting.speed_note(conditions)
+    assert (
+        "in batches of 4, with no warm-up (the first batch is timed too), on cpu with 2 CPU threads" in note
+    )
+    assert "keeps 100 (R50-FPN) and 50 (R50-C4, R50-DC5) test proposals per image (detectron2: 1000)" in note
+    assert "samples 32 (R50-FPN) and 16 (R50-C4, R50-DC5) RoIs per training image (detectron2: 512)" in note
+    assert "keeps at most 50 detections per image (detectron2: 100)" in note
+    assert "not at equal counts" in note and "benchmarks/inference_speed.py" in note
+    assert "`" not in note  # pasted as plain text (glue:text): no Markdown
+
+
+def test_speed_conditions_prefer_what_metrics_json_records(tmp_path):
+    _run(tmp_path, "R50-C4", threads=8, speed={"batch_size": 1, "warmup_batches": 2})
+    conditions = reporting.speed_conditions(tmp_path, ["R50-C4"])
+    assert conditions.loc["R50-C4", "inference batch"] == 1
+    assert conditions.loc["R50-C4", "warm-up batches"] == 2
+    note = reporting.speed_note(conditions)
+    assert "no warm-up" not in note and "with 8 CPU threads" in note
+    assert "not at equal counts" not in note  # one run: nothing to compare
+    assert reporting.speed_note(conditions.iloc[:0]).startswith("No backbone has a finished run")
+
+
+def test_and_list():
+    assert reporting.and_list([]) == ""
+    assert reporting.and_list(["a"]) == "a"
+    assert reporting.and_list(["a", "b"]) == "a and b"
+    assert reporting.and_list(["a", "b", "c"]) == "a, b and c"
+
+
+def test_the_skirt_patterns_left_over_fall_by_design_and_are_no_false_discoveries():
+    planted = PlantedTrends().change()  # stripe +0.6, dot -0.45: plain and check share the -0.15 left
+    implied = reporting.implied_changes(planted)
+    assert implied["feature"].tolist() == ["skirt: plain (pattern)", "skirt: check"]
+    assert implied["change"].round(6).tolist() == [-0.15, -0.15]
+    change = pd.DataFrame(
+        [
+            ("skirt: plain (pattern)", -0.1, 0.001, 0.01),  # falls, as the design implies
+            ("skirt: check", 0.2, 0.001, 0.01),  # rises: against the design
+            ("sleeve", 0.1, 0.001, 0.01),  # never planted
+        ],
+        columns=["feature", "change", "p_trend", "q_trend"],
+    )
+    found = reporting.false_discoveries({"ground truth": change}, planted, 0.05, implied)
+    assert found[["feature", "why"]].values.tolist() == [
+        ["skirt: check", "implied the other way"],
+        ["sleeve", "not planted"],
+    ]
+    # without the implied changes, the falling plain skirts would be counted too
+    assert len(reporting.false_discoveries({"ground truth": change}, planted, 0.05)) == 3
+    assert reporting.implied_changes(planted[planted["feature"] == "hat"]).empty
+
+
+def test_the_reading_says_at_which_proposal_counts_speed_was_timed(tmp_path):
+    archs = ["R50-FPN", "R50-C4"]
+    for arch in archs:
+        _run(tmp_path, arch)
+    metrics = {
+        arch: {
+            "bbox": {
+                "coco": dict.fromkeys(["AP", "AP50", "AP75"], ap),
+                "iou_f1": {"AP": ap},
+                "f1": {"AP": ap},
+            },
+            "segm": {
+                "coco": dict.fromkeys(["AP", "AP50", "AP75"], ap),
+                "iou_f1": {"AP": ap},
+                "f1": {"AP": ap},
+            },
+            "speed": {"train_s_per_iter": 0.5, "inference_ms_per_image": ms, "device": "cpu"},
+        }
+        for arch, ap, ms in (("R50-FPN", 4.0, 100.0), ("R50-C4", 1.0, 300.0))
+    }
+    conditions = reporting.speed_conditions(tmp_path, archs)
+    args = (
+        reporting.ours_table(metrics),
+        reporting.seed_table(),
+        reporting.speed_table(metrics),
+        reporting.attribute_table(metrics),
+        "synthetic",
+    )
+    reading = reporting.honest_reading(*args, conditions=conditions)
+    assert (
+        "These timings are at the demo's test proposal counts, 100 (R50-FPN) and 50 (R50-C4), not "
+        "detectron2's 1000, and not equal across the backbones." in reading
+    )
+    assert "test proposal counts" not in reporting.honest_reading(*args)
