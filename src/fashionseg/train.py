@@ -147,7 +147,7 @@ def training_code_hash() -> str:
 
 
 def environment(device: torch.device, cfg: RunConfig, world_size: int) -> dict[str, Any]:
-    """What ran this: versions, device, seed, host and commit (written as ``env.json``)."""
+    """What ran this: versions, device, CPU kind, seed, host and commit (written as ``env.json``)."""
     import torchvision
 
     try:
@@ -165,6 +165,7 @@ def environment(device: torch.device, cfg: RunConfig, world_size: int) -> dict[s
         "host": socket.gethostname(),
         "device": str(device),
         "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor(),
+        "cpu": precision.cpu_kind(),
         "cpu_threads": torch.get_num_threads(),
         "world_size": world_size,
         "seed": cfg.seed,
@@ -209,7 +210,7 @@ def _trim_metrics_log(path: Path, upto_iteration: int) -> None:
         for line in path.read_text().splitlines()
         if line and json.loads(line)["iteration"] <= upto_iteration
     ]
-    path.write_text("".join(line + "\n" for line in keep))
+    checkpoint.write_text_atomic(path, "".join(line + "\n" for line in keep))
 
 
 def train(cfg: RunConfig, resume: bool = False, show_progress: bool = True, overwrite: bool = False) -> Path:
@@ -278,8 +279,13 @@ def _train(cfg: RunConfig, resume: bool, show_progress: bool, info: DistInfo) ->
     dataset = build_train_dataset(cfg)
     labels = dataset.labels
     model = build_model(cfg.model, labels, min_size=cfg.data.min_size, max_size=cfg.data.max_size).to(device)
+    # fused: one pass over each tensor instead of four; on the CPU the default per-tensor loop took 1.3 s of
+    # R50-DC5's step (172M weights) against 0.06 s fused (measured here)
     optimizer = torch.optim.SGD(
-        _param_groups(model, solver.weight_decay), lr=solver.lr, momentum=solver.momentum
+        _param_groups(model, solver.weight_decay),
+        lr=solver.lr,
+        momentum=solver.momentum,
+        fused=device.type in ("cpu", "cuda"),
     )
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer,
@@ -306,7 +312,8 @@ def _train(cfg: RunConfig, resume: bool, show_progress: bool, info: DistInfo) ->
     metrics_log = run_dir / "metrics.jsonl"
     if info.is_main:
         save_config(cfg, run_dir / "config.yaml")
-        (run_dir / "env.json").write_text(json.dumps(environment(device, cfg, info.world_size), indent=2))
+        env = json.dumps(environment(device, cfg, info.world_size), indent=2)
+        checkpoint.write_text_atomic(run_dir / "env.json", env)
         if start_iter:
             _trim_metrics_log(metrics_log, start_iter)
             _trim_metrics_log(run_dir / LEARNING_CURVE, start_iter)
@@ -581,7 +588,7 @@ def evaluate_run(
     metrics, results, model_seconds, n_images = evaluate_predictor(
         predictor, cfg.data, split, batch_size, max_images, show_progress
     )
-    (run_dir / f"predictions_{split}.json").write_text(json.dumps(results))
+    checkpoint.write_text_atomic(run_dir / f"predictions_{split}.json", json.dumps(results))
     log = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines() if line]
     times = [r["time"] for r in log]
     metrics["speed"] = {
