@@ -205,6 +205,28 @@ def test_runner_runs_everything_then_reuses_finished_runs(plan):
     assert [c[0] for c in again.calls] == [study.COMPARE_NOTEBOOK, study.QUALITATIVE_NOTEBOOK]
 
 
+def test_runner_executes_the_data_notebook_again_when_its_code_changed(plan):
+    """An executed notebook from older code is stale even with the same parameters (it once left the
+    book without the glue names the edited notebook makes)."""
+    study.run_notebooks(plan, FakeExecutor(), log=lambda _: None)
+    source = plan.notebooks / study.DATA_NOTEBOOK
+    code = {"cell_type": "code", "source": ["glue('ontology_categories', 46)"], "metadata": {}, "outputs": []}
+    source.write_text(json.dumps({"cells": [code], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}))
+    edited = FakeExecutor()
+    results = study.run_notebooks(plan, edited, log=lambda _: None)
+    assert _statuses(results) == ["ran"] + ["reused"] * 3 + ["ran"] * 2
+    executed = plan.results / study.DATA_NOTEBOOK
+    injected = {
+        "cell_type": "code",
+        "source": ["iterations = 3"],
+        "metadata": {"tags": ["injected-parameters"]},
+    }
+    meta = {"papermill": {"parameters": plan.data_parameters()}}
+    executed.write_text(json.dumps({"cells": [injected, code], "metadata": meta}))
+    assert study.executed_unchanged(source, executed, plan.data_parameters())  # papermill's cell aside
+    assert not study.executed_unchanged(source, executed, {**plan.data_parameters(), "seed": 1})
+
+
 def test_runner_retrains_when_parameters_or_config_change_or_forced(plan):
     study.run_notebooks(plan, FakeExecutor(), log=lambda _: None)
 

@@ -222,6 +222,22 @@ def stored_parameters(notebook: Path) -> dict[str, Any] | None:
     return meta.get("parameters")
 
 
+def code_cells(notebook: Path) -> list[str]:
+    """The sources of a notebook's code cells, papermill's injected parameters left out."""
+    cells = json.loads(notebook.read_text()).get("cells", [])
+    return [
+        "".join(c["source"])
+        for c in cells
+        if c["cell_type"] == "code" and "injected-parameters" not in c.get("metadata", {}).get("tags", [])
+    ]
+
+
+def executed_unchanged(source: Path, executed: Path, parameters: dict[str, Any]) -> bool:
+    """Whether ``executed`` ran without error with these parameters from today's ``source`` (the same
+    code cells): only then may a study reuse it instead of executing ``source`` again."""
+    return stored_parameters(executed) == parameters and code_cells(executed) == code_cells(source)
+
+
 def run_finished(notebook: Path, parameters: dict[str, Any]) -> bool:
     """A training run is finished when its notebook ran without error with these parameters, its
     ``metrics.json`` and ``model_final.pt`` exist (the later notebooks need the weights, which results
@@ -343,7 +359,7 @@ def run_notebooks(
     data_out = plan.results / DATA_NOTEBOOK
     data_params = plan.data_parameters()
     stage = f"[1/{total}] data"
-    if not plan.force and stored_parameters(data_out) == data_params:
+    if not plan.force and executed_unchanged(plan.notebooks / DATA_NOTEBOOK, data_out, data_params):
         log(f"{stage}: reused {data_out}")
         results.append(StageResult(stage, data_out, "reused"))
     else:
