@@ -107,8 +107,10 @@ def typed_figures(html: str, allowed: dict[str, str] | None = None) -> list[str]
 
 
 def glue_references(markdown: str) -> tuple[int, int]:
-    """(``{glue:text}`` roles, ``{glue}`` directives) in a chapter's MyST source."""
-    return len(re.findall(r"\{glue:text\}`", markdown)), len(re.findall(r"^```\{glue\}", markdown, re.M))
+    """(``{glue:text}`` roles, ``{glue}`` and ``{image}`` directives) in a chapter's MyST source: the values,
+    and the tables and figures (a figure is the file its notebook wrote, shown with ``{image}``)."""
+    blocks = len(re.findall(r"^```\{(?:glue|image)\}", markdown, re.M))
+    return len(re.findall(r"\{glue:text\}`", markdown)), blocks
 
 
 def pasted(html: str) -> tuple[int, int]:
@@ -237,6 +239,11 @@ def test_every_glue_reference_is_resolved(book_html, chapter):
     roles, directives = glue_references((ROOT / "book" / f"{chapter}.md").read_text())
     page = _chapter_page(book_html, chapter)
     assert pasted(page) == (roles, directives), f"book/{chapter}.md: unresolved glue"
+    # myst-nb writes a glued image into _images only where its own page shows it: a chapter's <img> can
+    # point at nothing (Chromium's image test finds that too, where Chromium is installed)
+    images = [i["src"] for i in article(page).find_all("img") if "_images/" in i.get("src", "")]
+    missing = [src for src in images if not (book_html / "book" / src).resolve().is_file()]
+    assert not missing, f"book/{chapter}.html shows images that are not in the build: {missing}"
     assert "{glue" not in prose(page) and "glue:text" not in prose(page)
 
 

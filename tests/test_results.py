@@ -25,7 +25,9 @@ def _text_of(path: Path) -> str:
     for cell in nb.get("cells", []):
         for output in cell.get("outputs", []):
             data = output.get("data", {})
-            for mime in [m for m in data if m.startswith("image/") and m != "image/svg+xml"]:
+            # images, shown or glued (papermill's record of a glued one): base64, not text
+            images = [m for m in data if m.removeprefix("application/papermill.record/").startswith("image/")]
+            for mime in [m for m in images if not m.endswith("image/svg+xml")]:
                 data[mime] = ""
     return json.dumps(nb)
 
