@@ -18,7 +18,8 @@ import time
 from pathlib import Path
 
 from fashionseg.config import ARCHITECTURES, add_override_argument, load_config, parse_override
-from fashionseg.train import evaluate_run, train
+from fashionseg.evaluation.runs import evaluate_run
+from fashionseg.train import train
 
 
 def main() -> None:

@@ -36,9 +36,9 @@ from fashionseg.data.synthetic import render_image
 from fashionseg.distributed import resolve_device
 from fashionseg.models import build_model
 from fashionseg.predict import Predictor
-from fashionseg.trends.cli import predict_and_analyse
 from fashionseg.trends.collection import open_collection
 from fashionseg.trends.inference import InferenceSettings
+from fashionseg.trends.pipeline import predict_and_analyse
 from fashionseg.trends.stats import StatsSettings
 
 

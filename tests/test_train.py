@@ -17,7 +17,8 @@ from fashionseg import train as train_module
 from fashionseg.checkpoint import load
 from fashionseg.config import load_config
 from fashionseg.errors import FashionsegError
-from fashionseg.train import NonFiniteLossError, TrainingSampler, evaluate_run, lr_factor, train
+from fashionseg.evaluation.runs import evaluate_run
+from fashionseg.train import NonFiniteLossError, TrainingSampler, lr_factor, train
 
 
 def tiny_overrides(root: Path, out: Path, **extra) -> dict:
@@ -263,3 +264,15 @@ def test_amp_falls_back_to_float32_where_the_cpu_has_no_bf16(monkeypatch):
     assert precision.autocast_dtype(cpu, amp=True) is torch.bfloat16
     assert precision.autocast_dtype(cpu, amp=False) is None
     assert precision.autocast_dtype(torch.device("cuda"), amp=True) is torch.float16
+
+
+def test_resume_drops_log_lines_past_the_checkpoint_and_a_torn_last_line(tmp_path):
+    from fashionseg.train import _trim_metrics_log
+
+    log = tmp_path / "metrics.jsonl"
+    lines = [json.dumps({"iteration": i, "loss": 1.0 / i}) for i in (1, 2, 3, 4)]
+    log.write_text("\n".join(lines) + '\n{"iteration": 5, "lo')  # killed while appending iteration 5
+    _trim_metrics_log(log, upto_iteration=3)
+    assert log.read_text() == "".join(line + "\n" for line in lines[:3])
+    _trim_metrics_log(log, upto_iteration=3)  # a whole log is kept as it is
+    assert log.read_text() == "".join(line + "\n" for line in lines[:3])

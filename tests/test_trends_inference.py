@@ -14,9 +14,9 @@ from fashionseg.data.ontology import LabelSpace
 from fashionseg.distributed import init_from_env, shutdown
 from fashionseg.errors import FashionsegError
 from fashionseg.structures import Prediction
-from fashionseg.trends.cli import predict_and_analyse
 from fashionseg.trends.collection import open_collection
 from fashionseg.trends.inference import InferenceSettings, infer_collection, load_predictions
+from fashionseg.trends.pipeline import predict_and_analyse
 from fashionseg.trends.stats import StatsSettings
 
 SKIRT, HAT, DOT, STRIPE = 8, 14, 323, 328
@@ -158,7 +158,7 @@ def test_restart_starts_over_when_the_model_changed(folder, tmp_path, capsys):
 
 
 def test_checkpoint_id_is_the_content_not_the_path(tmp_path):
-    from fashionseg.trends.cli import checkpoint_id
+    from fashionseg.trends.pipeline import checkpoint_id
 
     a, b, c = tmp_path / "a" / "model_final.pt", tmp_path / "b.pt", tmp_path / "c.pt"
     a.parent.mkdir()

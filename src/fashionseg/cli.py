@@ -1,6 +1,9 @@
-"""The ``fashionseg`` command: one subcommand per stage, each defined next to the code it runs.
+"""The ``fashionseg`` command: one subcommand per stage.
 
-Each module listed in :data:`SUBCOMMANDS` provides ``add_arguments(parser)`` and ``run(args) -> int``.
+:data:`SUBCOMMANDS` names, for every subcommand, the module of its command-line layer and the two functions
+there: ``add(parser)`` declares the arguments, ``run(args) -> int`` runs it. The library modules train,
+predict and study hold their own command line (one small pair of functions each); data, evaluation, trends
+and app keep theirs in a ``cli.py`` next to the code it runs.
 """
 
 from __future__ import annotations
@@ -11,16 +14,52 @@ import sys
 
 from fashionseg.errors import FashionsegError
 
-# subcommand -> (module, one-line help). A literal table, not a registry: read it to see every command.
-SUBCOMMANDS: dict[str, tuple[str, str]] = {
-    "data": ("fashionseg.data.cli", "check, fetch or synthesise a Fashionpedia-format dataset"),
-    "train": ("fashionseg.train", "train one backbone (R50-FPN, R50-C4, R50-DC5) from a preset"),
-    "predict": ("fashionseg.predict", "run a trained model on images; write COCO-results JSON and overlays"),
-    "evaluate": ("fashionseg.evaluation.cli", "COCO AP and Fashionpedia AP^IoU+F1 of a predictions file"),
-    "study": ("fashionseg.study", "run the study notebooks with papermill and build the book"),
-    "book": ("fashionseg.study", "build the Jupyter Book from the executed notebooks in results/"),
-    "app": ("fashionseg.app.cli", "serve the Streamlit app on localhost"),
-    "trends": ("fashionseg.trends.cli", "attribute trend statistics over a photo collection"),
+# subcommand -> (module, add-arguments function, run function, one-line help). A literal table, not a
+# registry: read it to see every command and where it is defined.
+SUBCOMMANDS: dict[str, tuple[str, str, str, str]] = {
+    "data": (
+        "fashionseg.data.cli",
+        "add_arguments",
+        "run",
+        "check, fetch or synthesise a Fashionpedia-format dataset",
+    ),
+    "train": (
+        "fashionseg.train",
+        "add_arguments",
+        "run",
+        "train one backbone (R50-FPN, R50-C4, R50-DC5) from a preset",
+    ),
+    "predict": (
+        "fashionseg.predict",
+        "add_arguments",
+        "run",
+        "run a trained model on images; write COCO-results JSON and overlays",
+    ),
+    "evaluate": (
+        "fashionseg.evaluation.cli",
+        "add_arguments",
+        "run",
+        "COCO AP and Fashionpedia AP^IoU+F1 of a predictions file",
+    ),
+    "study": (
+        "fashionseg.study",
+        "add_study_arguments",
+        "run_study",
+        "run the study notebooks with papermill and build the book",
+    ),
+    "book": (
+        "fashionseg.study",
+        "add_book_arguments",
+        "run_book",
+        "build the Jupyter Book from the executed notebooks in results/",
+    ),
+    "app": ("fashionseg.app.cli", "add_arguments", "run", "serve the Streamlit app on localhost"),
+    "trends": (
+        "fashionseg.trends.cli",
+        "add_arguments",
+        "run",
+        "attribute trend statistics over a photo collection",
+    ),
 }
 
 
@@ -33,12 +72,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"fashionseg {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for name, (module_name, help_text) in SUBCOMMANDS.items():
+    for name, (module_name, add_name, run_name, help_text) in SUBCOMMANDS.items():
         module = importlib.import_module(module_name)
         p = sub.add_parser(name, help=help_text, description=help_text)
-        add = getattr(module, f"add_{name}_arguments", None) or module.add_arguments
-        add(p)
-        p.set_defaults(_run=getattr(module, f"run_{name}", None) or module.run)
+        getattr(module, add_name)(p)
+        p.set_defaults(_run=getattr(module, run_name))
     return parser
 
 

@@ -19,22 +19,19 @@ import hashlib
 import json
 import math
 import os
-import platform
-import socket
-import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from torch.utils.data import DataLoader, Sampler
 from tqdm.auto import tqdm
 
-from fashionseg import checkpoint, precision
+from fashionseg import checkpoint, precision, runinfo
 from fashionseg.config import (
     RunConfig,
+    SolverConfig,
     add_override_argument,
     flatten,
     list_presets,
@@ -43,13 +40,15 @@ from fashionseg.config import (
     save_config,
     to_dict,
 )
-from fashionseg.data.dataset import FashionpediaDataset
+from fashionseg.data.dataset import FashionpediaDataset, collate_fn
 from fashionseg.data.synthetic import ensure_synthetic
-from fashionseg.data.transforms import Resize
+from fashionseg.data.transforms import RandomHorizontalFlip, Resize
 from fashionseg.distributed import DistInfo, barrier, init_from_env, resolve_device, shutdown
 from fashionseg.errors import FashionsegError
+from fashionseg.evaluation import runs
 from fashionseg.models import build_model
 from fashionseg.precision import autocast_dtype
+from fashionseg.predict import Predictor
 
 
 class NonFiniteLossError(FashionsegError):
@@ -146,35 +145,6 @@ def training_code_hash() -> str:
     return digest.hexdigest()
 
 
-def environment(device: torch.device, cfg: RunConfig, world_size: int) -> dict[str, Any]:
-    """What ran this: versions, device, CPU kind, seed, host and commit (written as ``env.json``)."""
-    import torchvision
-
-    try:
-        commit = subprocess.run(
-            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5, cwd=Path(__file__).parent
-        ).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        commit = ""
-    return {
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "torchvision": torchvision.__version__,
-        "numpy": np.__version__,
-        "platform": platform.platform(),
-        "host": socket.gethostname(),
-        "device": str(device),
-        "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor(),
-        "cpu": precision.cpu_kind(),
-        "cpu_threads": torch.get_num_threads(),
-        "world_size": world_size,
-        "seed": cfg.seed,
-        "git_commit": commit or None,
-        "training_code": training_code_hash(),
-        "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-    }
-
-
 def build_train_dataset(cfg: RunConfig) -> FashionpediaDataset:
     """The training split with its resize transform (the flip happens in the loop; see module docstring)."""
     return FashionpediaDataset(
@@ -187,29 +157,15 @@ def build_train_dataset(cfg: RunConfig) -> FashionpediaDataset:
     )
 
 
-def _flip(images: list[torch.Tensor], targets: list[dict[str, Any]], prob: float) -> None:
-    """Horizontal flip in place, drawn from the global torch generator (saved in checkpoints)."""
-    for i, (image, target) in enumerate(zip(images, targets, strict=True)):
-        if prob <= 0 or torch.rand(()) >= prob:
-            continue
-        width = image.shape[-1]
-        images[i] = image.flip(-1)
-        if "masks" in target:
-            target["masks"] = target["masks"].flip(-1)
-        boxes = target["boxes"].clone()
-        boxes[:, 0], boxes[:, 2] = width - target["boxes"][:, 2], width - target["boxes"][:, 0]
-        target["boxes"] = boxes
-
-
 def _trim_metrics_log(path: Path, upto_iteration: int) -> None:
-    """After a resume, drop log lines of iterations that the restored checkpoint had not reached."""
+    """After a resume, drop log lines of iterations that the restored checkpoint had not reached, and a
+    last line torn by the kill."""
     if not path.exists():
         return
-    keep = [
-        line
-        for line in path.read_text().splitlines()
-        if line and json.loads(line)["iteration"] <= upto_iteration
-    ]
+    lines = path.read_text().splitlines()
+    if lines and not path.read_text().endswith("\n"):
+        lines = lines[:-1]  # torn: the process died while appending it
+    keep = [line for line in lines if line and json.loads(line)["iteration"] <= upto_iteration]
     checkpoint.write_text_atomic(path, "".join(line + "\n" for line in keep))
 
 
@@ -279,67 +235,26 @@ def _train(cfg: RunConfig, resume: bool, show_progress: bool, info: DistInfo) ->
     dataset = build_train_dataset(cfg)
     labels = dataset.labels
     model = build_model(cfg.model, labels, min_size=cfg.data.min_size, max_size=cfg.data.max_size).to(device)
-    # fused: one pass over each tensor instead of four; on the CPU the default per-tensor loop took 1.3 s of
-    # R50-DC5's step (172M weights) against 0.06 s fused (measured here)
-    optimizer = torch.optim.SGD(
-        _param_groups(model, solver.weight_decay),
-        lr=solver.lr,
-        momentum=solver.momentum,
-        fused=device.type in ("cpu", "cuda"),
-    )
-    scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer,
-        lambda it: lr_factor(it, solver.warmup_iters, solver.warmup_factor, solver.steps, solver.gamma),
-    )
-    # float16 needs loss scaling; bfloat16 (the CPU's autocast dtype) has float32's range and does not
-    scaler = torch.amp.GradScaler("cuda", enabled=autocast_dtype(device, solver.amp) == torch.float16)
+    optimizer, scheduler, scaler = build_optimizer(model, solver, device)
     if info.is_main and show_progress:
         print(precision.describe(device, solver.amp))
 
     start_iter, train_seconds = 0, 0.0
     if resume and last_ckpt.exists():
-        state = checkpoint.load(last_ckpt, required=("model", "optimizer", "scheduler", "iteration", "rng"))
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        scaler.load_state_dict(state["scaler"])
-        start_iter = int(state["iteration"])
-        train_seconds = float(state.get("train_seconds", 0.0))
-        checkpoint.set_rng_state(state["rng"][info.rank] if isinstance(state["rng"], list) else state["rng"])
+        start_iter, train_seconds = _restore(last_ckpt, model, optimizer, scheduler, scaler, info)
     elif resume and info.is_main:
         print(f"resume: no checkpoint at {last_ckpt}; starting from iteration 0")
 
     metrics_log = run_dir / "metrics.jsonl"
     if info.is_main:
-        save_config(cfg, run_dir / "config.yaml")
-        env = json.dumps(environment(device, cfg, info.world_size), indent=2)
-        checkpoint.write_text_atomic(run_dir / "env.json", env)
-        if start_iter:
-            _trim_metrics_log(metrics_log, start_iter)
-            _trim_metrics_log(run_dir / LEARNING_CURVE, start_iter)
-        else:
-            metrics_log.unlink(missing_ok=True)
-            (run_dir / LEARNING_CURVE).unlink(missing_ok=True)
+        _start_run_files(cfg, device, info, start_iter)
 
     train_model = model
     if info.enabled:
         train_model = torch.nn.parallel.DistributedDataParallel(
             model, device_ids=[device.index] if device.type == "cuda" else None
         )
-
-    batch_per_rank = solver.ims_per_batch // info.world_size
-    sampler = TrainingSampler(len(dataset), batch_per_rank, cfg.seed, start_iter, info.rank, info.world_size)
-    loader = DataLoader(
-        dataset,
-        batch_sampler=sampler,
-        num_workers=cfg.data.num_workers,
-        collate_fn=lambda batch: tuple(zip(*batch, strict=True)),
-        pin_memory=device.type == "cuda",
-        persistent_workers=cfg.data.num_workers > 0,
-        # the loader draws its workers' base seed when an iterator starts: from its own generator, so
-        # that a resumed run does not shift the global generator the flip and the model sample from
-        generator=torch.Generator().manual_seed(cfg.seed + info.rank),
-    )
+    loader = build_train_loader(dataset, cfg, start_iter, info, device)
 
     model.train()
     progress = tqdm(
@@ -350,39 +265,14 @@ def _train(cfg: RunConfig, resume: bool, show_progress: bool, info: DistInfo) ->
         dynamic_ncols=True,
     )
     batches = iter(loader)
+    flip = RandomHorizontalFlip(cfg.data.hflip_prob)
     log_period = max(1, min(20, solver.max_iter // 50))
     tic, logged_iter = time.perf_counter(), start_iter
     for iteration in range(start_iter, solver.max_iter):
         images, targets = next(batches)
-        images, targets = list(images), [dict(t) for t in targets]
-        _flip(images, targets, cfg.data.hflip_prob)
-        images = [im.to(device, non_blocking=True) for im in images]
-        targets = [
-            {k: v.to(device, non_blocking=True) if torch.is_tensor(v) else v for k, v in t.items()}
-            for t in targets
-        ]
-
-        with precision.autocast(device, solver.amp):
-            loss_dict = train_model(images, targets)
-        losses = sum(v.float() for v in loss_dict.values())
-        loss_values = {k: float(v.detach()) for k, v in loss_dict.items()}
-        total_loss = float(losses.detach())
-        if not math.isfinite(total_loss):
-            raise NonFiniteLossError(
-                f"non-finite loss at iteration {iteration}: "
-                + ", ".join(f"{k}={v:.4g}" for k, v in loss_values.items())
-                + f" (lr={scheduler.get_last_lr()[0]:.4g}). Lower solver.base_lr, raise solver.warmup_iters, "
-                "or set solver.clip_grad_norm."
-            )
-        optimizer.zero_grad(set_to_none=True)
-        scaler.scale(losses).backward()
-        if solver.clip_grad_norm:
-            scaler.unscale_(optimizer)
-            torch.nn.utils.clip_grad_norm_(model.parameters(), solver.clip_grad_norm)
-        scaler.step(optimizer)
-        scaler.update()
-        lr = scheduler.get_last_lr()[0]
-        scheduler.step()
+        total_loss, loss_values, lr = _train_step(
+            train_model, model, images, targets, flip, solver, device, optimizer, scheduler, scaler, iteration
+        )
 
         done = iteration + 1
         if info.is_main:
@@ -393,16 +283,7 @@ def _train(cfg: RunConfig, resume: bool, show_progress: bool, info: DistInfo) ->
                 seconds = (toc - tic) / (done - logged_iter)
                 train_seconds += toc - tic
                 tic, logged_iter = toc, done
-                record = {
-                    "iteration": done,
-                    "loss": total_loss,
-                    **loss_values,
-                    "lr": lr,
-                    "time": seconds,
-                    "train_seconds": round(train_seconds, 3),
-                }
-                with metrics_log.open("a") as f:
-                    f.write(json.dumps(record) + "\n")
+                _log_iteration(metrics_log, done, total_loss, loss_values, lr, seconds, train_seconds)
         if solver.eval_period and done % solver.eval_period == 0 and done < solver.max_iter:
             # the final point comes from evaluate_run; the clock restarts after, so evaluating is not
             # counted as training time
@@ -424,6 +305,142 @@ def _train(cfg: RunConfig, resume: bool, show_progress: bool, info: DistInfo) ->
     return run_dir
 
 
+def build_optimizer(
+    model: torch.nn.Module, solver: SolverConfig, device: torch.device
+) -> tuple[torch.optim.SGD, torch.optim.lr_scheduler.LambdaLR, torch.amp.GradScaler]:
+    """SGD with momentum (no weight decay on norm layers), the warmup + multi-step schedule and the
+    float16 loss scaler (disabled unless autocast runs in float16)."""
+    # fused: one pass over each tensor instead of four; on the CPU the default per-tensor loop took 1.3 s of
+    # R50-DC5's step (172M weights) against 0.06 s fused (measured here)
+    optimizer = torch.optim.SGD(
+        _param_groups(model, solver.weight_decay),
+        lr=solver.lr,
+        momentum=solver.momentum,
+        fused=device.type in ("cpu", "cuda"),
+    )
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer,
+        lambda it: lr_factor(it, solver.warmup_iters, solver.warmup_factor, solver.steps, solver.gamma),
+    )
+    # float16 needs loss scaling; bfloat16 (the CPU's autocast dtype) has float32's range and does not
+    scaler = torch.amp.GradScaler("cuda", enabled=autocast_dtype(device, solver.amp) == torch.float16)
+    return optimizer, scheduler, scaler
+
+
+def _restore(path: Path, model, optimizer, scheduler, scaler, info: DistInfo) -> tuple[int, float]:
+    """Load the training state of ``path`` (this process's RNG state included): (iteration, train seconds)."""
+    state = checkpoint.load(path, required=("model", "optimizer", "scheduler", "iteration", "rng"))
+    model.load_state_dict(state["model"])
+    optimizer.load_state_dict(state["optimizer"])
+    scheduler.load_state_dict(state["scheduler"])
+    scaler.load_state_dict(state["scaler"])
+    checkpoint.set_rng_state(state["rng"][info.rank] if isinstance(state["rng"], list) else state["rng"])
+    return int(state["iteration"]), float(state.get("train_seconds", 0.0))
+
+
+def _start_run_files(cfg: RunConfig, device: torch.device, info: DistInfo, start_iter: int) -> None:
+    """Write ``config.yaml`` and ``env.json``; cut the logs back to ``start_iter`` (a fresh run: delete)."""
+    run_dir = cfg.run_dir
+    save_config(cfg, run_dir / "config.yaml")
+    env = runinfo.environment(device, cfg, info.world_size, training_code_hash())
+    checkpoint.write_text_atomic(run_dir / "env.json", json.dumps(env, indent=2))
+    for log in (run_dir / "metrics.jsonl", run_dir / runs.LEARNING_CURVE):
+        if start_iter:
+            _trim_metrics_log(log, start_iter)
+        else:
+            log.unlink(missing_ok=True)
+
+
+def build_train_loader(
+    dataset: FashionpediaDataset, cfg: RunConfig, start_iter: int, info: DistInfo, device: torch.device
+) -> DataLoader:
+    """This process's batches from iteration ``start_iter`` on (see :class:`TrainingSampler`)."""
+    batch_per_rank = cfg.solver.ims_per_batch // info.world_size
+    sampler = TrainingSampler(len(dataset), batch_per_rank, cfg.seed, start_iter, info.rank, info.world_size)
+    return DataLoader(
+        dataset,
+        batch_sampler=sampler,
+        num_workers=cfg.data.num_workers,
+        collate_fn=collate_fn,
+        pin_memory=device.type == "cuda",
+        persistent_workers=cfg.data.num_workers > 0,
+        # the loader draws its workers' base seed when an iterator starts: from its own generator, so
+        # that a resumed run does not shift the global generator the flip and the model sample from
+        generator=torch.Generator().manual_seed(cfg.seed + info.rank),
+    )
+
+
+def _train_step(
+    train_model: torch.nn.Module,
+    model: torch.nn.Module,
+    images: list[torch.Tensor],
+    targets: list[dict[str, Any]],
+    flip: RandomHorizontalFlip,
+    solver: SolverConfig,
+    device: torch.device,
+    optimizer,
+    scheduler,
+    scaler,
+    iteration: int,
+) -> tuple[float, dict[str, float], float]:
+    """One SGD iteration on a batch, flipped here (from the global generator, see the module docstring):
+    (total loss, loss terms, the learning rate it stepped with). A non-finite loss raises
+    :class:`NonFiniteLossError` before the step."""
+    flipped = [flip(image, target) for image, target in zip(images, targets, strict=True)]
+    images = [image.to(device, non_blocking=True) for image, _ in flipped]
+    targets = [
+        {k: v.to(device, non_blocking=True) if torch.is_tensor(v) else v for k, v in target.items()}
+        for _, target in flipped
+    ]
+
+    with precision.autocast(device, solver.amp):
+        loss_dict = train_model(images, targets)
+    losses = sum(v.float() for v in loss_dict.values())
+    loss_values = {k: float(v.detach()) for k, v in loss_dict.items()}
+    total_loss = float(losses.detach())
+    if not math.isfinite(total_loss):
+        raise NonFiniteLossError(
+            f"non-finite loss at iteration {iteration}: "
+            + ", ".join(f"{k}={v:.4g}" for k, v in loss_values.items())
+            + f" (lr={scheduler.get_last_lr()[0]:.4g}). Lower solver.base_lr, raise solver.warmup_iters, "
+            "or set solver.clip_grad_norm."
+        )
+    optimizer.zero_grad(set_to_none=True)
+    scaler.scale(losses).backward()
+    if solver.clip_grad_norm:
+        scaler.unscale_(optimizer)
+        torch.nn.utils.clip_grad_norm_(model.parameters(), solver.clip_grad_norm)
+    scaler.step(optimizer)
+    scaler.update()
+    lr = scheduler.get_last_lr()[0]
+    scheduler.step()
+    return total_loss, loss_values, lr
+
+
+def _log_iteration(
+    path: Path,
+    iteration: int,
+    total_loss: float,
+    loss_values: dict[str, float],
+    lr: float,
+    seconds: float,
+    train_seconds: float,
+) -> None:
+    """Append the line of ``iteration`` to ``metrics.jsonl`` (``seconds`` per iteration since the last
+    line, ``train_seconds`` in all). Appended, not rewritten (a 90k-iteration log stays cheap): a kill can
+    tear the last line, which :func:`_trim_metrics_log` drops on resume."""
+    record = {
+        "iteration": iteration,
+        "loss": total_loss,
+        **loss_values,
+        "lr": lr,
+        "time": seconds,
+        "train_seconds": round(train_seconds, 3),
+    }
+    with path.open("a") as f:
+        f.write(json.dumps(record) + "\n")
+
+
 def _evaluate_during_training(
     model: torch.nn.Module,
     labels: Any,
@@ -435,24 +452,22 @@ def _evaluate_during_training(
 ) -> None:
     """One learning-curve point: box and mask AP of the current weights on ``solver.eval_images`` val
     images. Eval mode draws no random numbers, and the RNG state is restored anyway (exact resume)."""
-    from fashionseg.predict import Predictor
-
     rng = checkpoint.rng_state()
     tic = time.perf_counter()
     model.eval()
     try:
         predictor = Predictor(model, labels, to_dict(cfg), device)
-        metrics, *_ = evaluate_predictor(
+        metrics, *_ = runs.evaluate_predictor(
             predictor, cfg.data, "val", max_images=cfg.solver.eval_images, show_progress=False
         )
     finally:
         model.train()
         checkpoint.set_rng_state(rng)
     point = {
-        **curve_point(iteration, train_seconds, metrics),
+        **runs.curve_point(iteration, train_seconds, metrics),
         "eval_seconds": round(time.perf_counter() - tic, 2),
     }
-    _write_curve_point(run_dir, point)
+    runs.write_curve_point(run_dir, point)
     tqdm.write(
         f"iteration {iteration}: val box AP {point.get('bbox_AP', float('nan')):.1f}, "
         f"mask AP {point.get('segm_AP', float('nan')):.1f}"
@@ -489,122 +504,6 @@ def _save_training_state(
     barrier(info)
 
 
-def evaluate_predictor(
-    predictor: Any,
-    data_cfg: Any,
-    split: str = "val",
-    batch_size: int = 4,
-    max_images: int | None = None,
-    show_progress: bool = True,
-    iou_types: tuple[str, ...] = ("bbox", "segm"),
-) -> tuple[dict[str, Any], list[dict[str, Any]], float, int]:
-    """Predict a split with ``predictor`` and evaluate it: (metrics, COCO results, model seconds, images).
-
-    The ground truth is cut to the predictor's categories and to the first ``max_images`` images.
-    """
-    from fashionseg.data.images import read_image
-    from fashionseg.evaluation import evaluate
-
-    annotations = data_cfg.path(getattr(data_cfg, f"{split}_annotations"))
-    images_dir = data_cfg.path(getattr(data_cfg, f"{split}_images"))
-    gt = json.loads(annotations.read_text())
-    images = gt["images"][:max_images] if max_images else gt["images"]
-    keep_cats = set(predictor.labels.category_ids)
-    keep_imgs = {im["id"] for im in images}
-    gt = {
-        **gt,
-        "images": images,
-        "categories": [c for c in gt["categories"] if c["id"] in keep_cats],
-        "annotations": [
-            a for a in gt["annotations"] if a["image_id"] in keep_imgs and a["category_id"] in keep_cats
-        ],
-    }
-    results: list[dict[str, Any]] = []
-    model_seconds = 0.0
-    for start in tqdm(
-        range(0, len(images), batch_size),
-        desc=f"predict {split}",
-        disable=not show_progress,
-        dynamic_ncols=True,
-        leave=False,
-    ):
-        batch = images[start : start + batch_size]
-        pil_images = [read_image(images_dir / im["file_name"]) for im in batch]
-        tic = time.perf_counter()
-        preds = predictor.predict(pil_images, batch_size=batch_size)
-        model_seconds += time.perf_counter() - tic
-        for im, pred in zip(batch, preds, strict=True):
-            results += predictor.to_coco_results(pred, im["id"])
-    metrics = evaluate(gt, results, iou_types=iou_types, show_progress=False)
-    return metrics, results, model_seconds, len(images)
-
-
-LEARNING_CURVE = "learning_curve.jsonl"
-
-
-def curve_point(iteration: int, train_seconds: float, metrics: dict[str, Any]) -> dict[str, Any]:
-    """One line of ``learning_curve.jsonl``: validation AP after ``iteration`` iterations and
-    ``train_seconds`` of training (evaluation time excluded)."""
-    point: dict[str, Any] = {"iteration": iteration, "train_seconds": round(train_seconds, 2)}
-    for iou_type in ("bbox", "segm"):
-        coco = metrics.get(iou_type, {}).get("coco", {})
-        for key in ("AP", "AP50", "AP75"):
-            if key in coco:
-                point[f"{iou_type}_{key}"] = coco[key]
-        iou_f1 = metrics.get(iou_type, {}).get("iou_f1", {})
-        if "AP" in iou_f1:
-            point[f"{iou_type}_AP_iou_f1"] = iou_f1["AP"]
-    return point
-
-
-def _write_curve_point(run_dir: Path, point: dict[str, Any]) -> None:
-    """Add (or replace) the learning-curve point of ``point['iteration']``, keeping the file sorted."""
-    path = run_dir / LEARNING_CURVE
-    points = [json.loads(line) for line in path.read_text().splitlines() if line] if path.exists() else []
-    points = sorted(
-        [p for p in points if p["iteration"] != point["iteration"]] + [point], key=lambda p: p["iteration"]
-    )
-    checkpoint.write_text_atomic(path, "".join(json.dumps(p) + "\n" for p in points))
-
-
-def evaluate_run(
-    run_dir: str | Path,
-    split: str = "val",
-    batch_size: int = 4,
-    max_images: int | None = None,
-    show_progress: bool = True,
-) -> dict[str, Any]:
-    """Predict on a split with ``model_final.pt``; write ``predictions_<split>.json`` and ``metrics.json``.
-
-    Returns the metrics dict (layout in ARCHITECTURE.md) with a ``speed`` entry: the median training
-    seconds per iteration from ``metrics.jsonl`` and the model's inference milliseconds per image. The
-    result is also the last point of the run's learning curve (``learning_curve.jsonl``).
-    """
-    from fashionseg.predict import Predictor
-
-    run_dir = Path(run_dir)
-    cfg = read_config(run_dir / "config.yaml")
-    predictor = Predictor.from_checkpoint(run_dir / "model_final.pt", device=cfg.device)
-    metrics, results, model_seconds, n_images = evaluate_predictor(
-        predictor, cfg.data, split, batch_size, max_images, show_progress
-    )
-    checkpoint.write_text_atomic(run_dir / f"predictions_{split}.json", json.dumps(results))
-    log = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines() if line]
-    times = [r["time"] for r in log]
-    metrics["speed"] = {
-        "train_s_per_iter": float(np.median(times[1:] if len(times) > 1 else times)) if times else None,
-        "inference_ms_per_image": 1000 * model_seconds / max(1, n_images),
-        "device": str(predictor.device),
-        "images": n_images,
-    }
-    checkpoint.write_text_atomic(run_dir / "metrics.json", json.dumps(metrics, indent=1))
-    if split == "val" and log and log[-1]["iteration"] == cfg.solver.max_iter:
-        _write_curve_point(
-            run_dir, curve_point(cfg.solver.max_iter, log[-1].get("train_seconds", 0.0), metrics)
-        )
-    return metrics
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--preset",
@@ -637,7 +536,7 @@ def run(args: argparse.Namespace) -> int:
     run_dir = train(cfg, resume=args.resume, overwrite=args.force)
     print(f"trained {cfg.name}: {run_dir}")
     if not args.no_eval and int(os.environ.get("RANK", "0")) == 0:
-        metrics = evaluate_run(run_dir)
+        metrics = runs.evaluate_run(run_dir)
         print(
             f"val: box AP {metrics['bbox']['coco']['AP']:.1f}, mask AP {metrics['segm']['coco']['AP']:.1f}; "
             f"written to {run_dir / 'metrics.json'}"

@@ -88,18 +88,23 @@ class Resize:
 
 @dataclass(frozen=True)
 class RandomHorizontalFlip:
-    """Mirror left-right with probability ``p`` (one draw from torch's global generator per call)."""
+    """Mirror left-right with probability ``p``: one draw from torch's global generator per call, none when
+    ``p <= 0`` (training flips in its loop with this, and its exact resume counts on these draws).
+
+    ``masks``, where the target has them, are mirrored with the image; the target is a new dict.
+    """
 
     p: float = 0.5
 
     def __call__(self, image: torch.Tensor, target: Target) -> tuple[torch.Tensor, Target]:
-        if torch.rand(()) >= self.p:
+        if self.p <= 0 or torch.rand(()) >= self.p:
             return image, target
         width = image.shape[-1]
         target = dict(target)
         boxes = target["boxes"]
         target["boxes"] = torch.stack([width - boxes[:, 2], boxes[:, 1], width - boxes[:, 0], boxes[:, 3]], 1)
-        target["masks"] = target["masks"].flip(-1)
+        if "masks" in target:
+            target["masks"] = target["masks"].flip(-1)
         return image.flip(-1), target
 
 

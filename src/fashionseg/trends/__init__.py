@@ -9,6 +9,7 @@
 - :mod:`~fashionseg.trends.calibration`: simulations checking that the tests and intervals keep their
   nominal rates (what the book reports);
 - :mod:`~fashionseg.trends.plots`: seaborn trend lines and heatmaps;
-- :mod:`~fashionseg.trends.cli`: the command, and the pipeline
-  :func:`~fashionseg.trends.cli.predict_and_analyse`.
+- :mod:`~fashionseg.trends.pipeline`: the pipeline, :func:`~fashionseg.trends.pipeline.predict_and_analyse`
+  (photos to statistics) and :func:`~fashionseg.trends.pipeline.analyse` (a predictions table to statistics);
+- :mod:`~fashionseg.trends.cli`: the command.
 """
