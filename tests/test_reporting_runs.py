@@ -7,9 +7,11 @@ import json
 from pathlib import Path
 
 import pandas as pd
+import pytest
 
 from fashionseg import reporting
 from fashionseg.config import load_config, save_config
+from fashionseg.errors import FashionsegError
 from fashionseg.trends.collection import PlantedTrends
 
 
@@ -139,3 +141,86 @@ def test_the_reading_says_at_which_proposal_counts_speed_was_timed(tmp_path):
         "detectron2's 1000, and not equal across the backbones." in reading
     )
     assert "test proposal counts" not in reporting.honest_reading(*args)
+
+
+def _config_run(root: Path, arch: str, values: dict) -> None:
+    """A run folder holding only a hand-made ``config.yaml``: the demo preset with ``values`` set."""
+    (root / arch).mkdir(parents=True)
+    save_config(
+        load_config("demo", {"model.arch": arch, "name": arch, **values}), root / arch / "config.yaml"
+    )
+
+
+def test_the_readings_caveats_come_from_the_runs_configurations(tmp_path):
+    """The closing caveats name what the configurations say: a demo-like run is short, synthetic and from
+    scratch; a 1x-like run on Fashionpedia from ImageNet weights is none of those."""
+    demo_like = {"data.synthetic": True, "solver.max_iter": 300, "model.weights": "none", "seed": 0}
+    one_x_like = {
+        "data.synthetic": False,
+        "data.root": "data/fashionpedia",
+        "solver.max_iter": 90_000,
+        "solver.steps": [60_000, 80_000],
+        "model.weights": "imagenet",
+        "seed": 3,
+    }
+    for arch in ("R50-FPN", "R50-C4"):
+        _config_run(tmp_path / "demo", arch, demo_like)
+        _config_run(tmp_path / "1x", arch, one_x_like)
+
+    demo = reporting.limits_reading(reporting.read_run_configs(tmp_path / "demo", ["R50-FPN", "R50-C4"]))
+    assert "One run per backbone (seed 0)" in demo
+    assert (
+        "The schedule is short, 300 iterations (the seed trained 1000, detectron2's 1x schedule 90000)"
+        in demo
+    )
+    assert "Synthetic garments are drawn shapes" in demo
+    assert "R50-FPN and R50-C4 were trained from scratch" in demo
+
+    one_x = reporting.limits_reading(
+        reporting.read_run_configs(tmp_path / "1x", ["R50-FPN", "R50-C4", "R50-DC5"])
+    )
+    assert "One run per backbone (seed 3)" in one_x
+    assert "The schedule is detectron2's 1x or longer, 90000 iterations" in one_x
+    assert "short" not in one_x and "Synthetic" not in one_x and "scratch" not in one_x
+    assert "Timings depend on the device" in one_x and "Timings depend on the device" in demo
+
+    # honest_reading closes with the same paragraph, and says nothing about data it was not told
+    metrics = {
+        arch: {
+            iou_type: {
+                "coco": dict.fromkeys(["AP", "AP50", "AP75"], 20.0),
+                "iou_f1": {"AP": 18.0},
+                "f1": {"AP": 9.0},
+            }
+            for iou_type in ("bbox", "segm")
+        }
+        | {"speed": {"train_s_per_iter": 0.5, "inference_ms_per_image": 100.0, "device": "cpu"}}
+        for arch in ("R50-FPN", "R50-C4")
+    }
+    args = (
+        reporting.ours_table(metrics),
+        reporting.seed_table(),
+        reporting.speed_table(metrics),
+        reporting.attribute_table(metrics),
+        "Fashionpedia",
+    )
+    configs = reporting.read_run_configs(tmp_path / "1x", metrics)
+    assert reporting.honest_reading(*args, configs=configs).endswith(one_x)
+    assert "Synthetic" not in reporting.honest_reading(*args)
+
+
+def test_the_comparison_without_a_finished_run_says_what_to_run_first(tmp_path):
+    """03_compare and 04_qualitative ask :func:`reporting.finished_runs` for their runs: with none, a clear
+    error naming the folder and the study command, not a bare StopIteration."""
+    results = tmp_path / "seed"
+    with pytest.raises(
+        FashionsegError, match=r"no finished run under .*seed.*fashionseg study --preset seed"
+    ):
+        reporting.finished_runs(results, ["R50-FPN", "R50-C4"], "model_final.pt")
+    _run(results, "R50-C4")  # config.yaml, env.json and metrics.json, no weights
+    assert reporting.finished_runs(results, ["R50-FPN", "R50-C4"]) == {"R50-C4": results / "R50-C4"}
+    with pytest.raises(FashionsegError, match="R50-C4/model_final.pt"):
+        reporting.finished_runs(results, ["R50-FPN", "R50-C4"], "model_final.pt")
+    root = Path(__file__).resolve().parents[1] / "notebooks"
+    for name in ("03_compare.ipynb", "04_qualitative.ipynb"):
+        assert "reporting.finished_runs(results_dir, archs" in (root / name).read_text(), name

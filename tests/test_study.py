@@ -21,9 +21,11 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from PIL import Image
 from pycocotools import mask as mask_utils
 
-from fashionseg import reporting, study
+from fashionseg import book, reporting, study
 from fashionseg.config import ARCHITECTURES, load_config, save_config
+from fashionseg.data import statistics
 from fashionseg.errors import FashionsegError
+from fashionseg.evaluation import per_image
 from fashionseg.train import training_code_hash
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -111,8 +113,31 @@ def test_notebooks_are_thin_parameterised_and_clean(path):
         ast.literal_eval(statement.value)
     code = [c for c in cells if c.cell_type == "code"]
     assert all(not c.outputs and c.execution_count is None for c in code)
-    tree = ast.parse("\n".join(c.source for c in code if not c.source.startswith("%")))
+    # IPython magics are not Python: blank those lines, never skip the cell that holds them
+    python = [
+        "\n".join("" if line.lstrip().startswith(("%", "!")) else line for line in c.source.splitlines())
+        for c in code
+    ]
+    tree = ast.parse("\n".join(python))
     assert not [n for n in ast.walk(tree) if isinstance(n, ast.FunctionDef | ast.ClassDef | ast.Lambda)]
+
+
+@pytest.mark.parametrize("path", sorted(NOTEBOOKS.glob("*.ipynb")), ids=lambda p: p.name)
+def test_notebooks_derive_their_output_paths_from_one_results_folder(path):
+    """Only ``results_dir`` (``output_dir`` in the training notebook, the run folder's parent) names a place
+    under results/: figures, trend outputs and the model's run folder are derived from it, so executing a
+    notebook for another preset cannot write into the demo's folders."""
+    cells = nbformat.read(path, as_version=4).cells
+    parameters = ast.parse(next(c for c in cells if "parameters" in c.metadata.get("tags", [])).source)
+    paths = {
+        s.targets[0].id
+        for s in parameters.body
+        if isinstance(s.value, ast.Constant) and str(s.value.value).startswith("results")
+    }
+    assert paths <= {"results_dir"}, paths
+    names = {s.targets[0].id for s in parameters.body}
+    assert not names & {"figures_dir", "out_dir"}
+    assert "results_dir" in names or "output_dir" in names
 
 
 def test_split_overrides_sorts_named_and_dotted():
@@ -276,7 +301,7 @@ def test_runner_runs_the_trends_notebook_when_present(plan):
     results = study.run_notebooks(study.StudyPlan(**{**plan.__dict__, "archs": ("R50-C4",)}), executor)
     assert [r.stage for r in results][-1] == "[5/5] trends"
     trends = [p for n, p in executor.parameters if n == study.TRENDS_NOTEBOOK]
-    assert trends == [{"weights": "results/demo/R50-C4", "out_dir": "results/demo/trends"}]
+    assert trends == [{"results_dir": "results/demo", "arch": "R50-C4"}]
 
 
 def test_runner_needs_the_notebooks(plan, tmp_path):
@@ -316,9 +341,9 @@ def test_clean_executed_notebook_hides_parameters_and_drops_stderr(tmp_path):
 def test_book_source_names_missing_notebooks_and_rewrites_paths_for_another_preset(tmp_path):
     results = tmp_path / "results" / "seed"
     with pytest.raises(FashionsegError, match=r"results/seed/R50-C4/02_train_backbone\.ipynb.*--preset seed"):
-        study.book_source(ROOT, results, tmp_path / "build")
+        book.book_source(ROOT, results, tmp_path / "build")
 
-    toc_files = study._toc_files(__import__("yaml").safe_load((ROOT / "_toc.yml").read_text()))
+    toc_files = book._toc_files(__import__("yaml").safe_load((ROOT / "_toc.yml").read_text()))
     for f in toc_files:
         if f.startswith("results/"):
             target = results / f"{f.removeprefix('results/demo/')}.ipynb"
@@ -326,7 +351,7 @@ def test_book_source_names_missing_notebooks_and_rewrites_paths_for_another_pres
             target.write_text("{}")
     (results / "R50-FPN" / "model_final.pt").write_bytes(b"weights")
 
-    source = study.book_source(ROOT, results, tmp_path / "build")
+    source = book.book_source(ROOT, results, tmp_path / "build")
     assert source == tmp_path / "build" / "source-seed"
     assert (source / "results" / "seed" / "03_compare.ipynb").is_file()
     assert not (source / "results" / "seed" / "R50-FPN" / "model_final.pt").exists()
@@ -334,6 +359,10 @@ def test_book_source_names_missing_notebooks_and_rewrites_paths_for_another_pres
         text = page.read_text()
         assert "results/seed/03_compare" in text and "results/demo/" not in text
     assert (source / "book" / "images" / "architecture.svg").is_file()
+    # only references to the executed notebooks move; a command line about the demo's run stays as written
+    trends = (source / "book" / "trends.md").read_text()
+    assert "../results/seed/05_trends.ipynb::" in trends and "--weights results/demo/R50-FPN" in trends
+    assert "Executed notebooks (results/seed)" in (source / "_toc.yml").read_text()
 
 
 # --- reporting ------------------------------------------------------------------------------------------
@@ -533,7 +562,7 @@ def test_image_quality_and_pick_images():
         {"image_id": 2, "category_id": 10, "segmentation": _rle(half), "score": 0.9},
         {"image_id": 3, "category_id": 10, "segmentation": _rle(square), "score": 0.1},  # below threshold
     ]
-    quality = reporting.image_quality(gt, results, score_threshold=0.5)
+    quality = per_image.image_quality(gt, results, score_threshold=0.5)
     assert quality.loc[1, "mean_iou"] == 1.0 and quality.loc[1, "missed"] == 0
     assert quality.loc[2, "mean_iou"] == 0.5 and quality.loc[2, "missed"] == 0
     assert quality.loc[3, "mean_iou"] == 0.0 and quality.loc[3, "missed"] == 1
@@ -576,14 +605,14 @@ def test_frequencies_and_losses():
             {"image_id": 2, "category_id": 1, "attribute_ids": [5]},
         ],
     }
-    cats = reporting.category_frequencies(coco)
+    cats = statistics.category_frequencies(coco)
     assert cats.to_dict("records") == [
         {"category": "dress", "supercategory": "wholebody", "instances": 3, "images": 2}
     ]
-    assert reporting.attribute_frequencies(coco).to_dict("records") == [
+    assert statistics.attribute_frequencies(coco).to_dict("records") == [
         {"attribute": "floral", "group": "textile pattern", "instances": 2}
     ]
-    summary = reporting.split_summary({"train": coco})
+    summary = statistics.split_summary({"train": coco})
     assert summary.loc["train"].to_dict() == {"images": 2, "instances": 3, "categories": 1, "attributes": 1}
 
     log = pd.DataFrame({"iteration": [1, 2], "loss": [2.0, 1.0], "loss_mask": [1.0, 0.5], "lr": [0.1, 0.1]})
@@ -623,11 +652,11 @@ def test_study_command_reports_a_failing_notebook_with_papermill(tmp_path, monke
     notebooks = tmp_path / "fake_notebooks"
     notebooks.mkdir()
     sources = {
-        study.DATA_NOTEBOOK: "preset = 'demo'\ndata_root = None\noverrides = {}\nfigures_dir = ''",
+        study.DATA_NOTEBOOK: "preset = 'demo'\ndata_root = None\noverrides = {}\nresults_dir = ''",
         study.TRAIN_NOTEBOOK: "arch = 'R50-FPN'\npreset = 'demo'\niterations = None\noutput_dir = None\n"
         "overrides = {}",
-        study.COMPARE_NOTEBOOK: "results_dir = ''\narchs = []\nfigures_dir = ''",
-        study.QUALITATIVE_NOTEBOOK: "results_dir = ''\narchs = []\nfigures_dir = ''",
+        study.COMPARE_NOTEBOOK: "results_dir = ''\narchs = []",
+        study.QUALITATIVE_NOTEBOOK: "results_dir = ''\narchs = []",
     }
     for name, parameters in sources.items():
         body = (
@@ -717,7 +746,7 @@ def build_tiny_book(tmp_path_factory: pytest.TempPathFactory, synthetic_root: Pa
     build = plan.results.parents[1] / "build"
     html = build / "source-demo" / "_build" / "html"
     if not (html / "index.html").is_file():
-        study.build_book(ROOT, plan.results, build)
+        book.build_book(ROOT, plan.results, build)
     return plan.results, html
 
 
@@ -784,4 +813,4 @@ def test_constant_attribute_predictor_takes_the_mode_of_each_group_per_category(
             {"category_id": 10, "attribute_ids": [2]},  # a tie: the lower id, so the choice is stable
         ],
     }
-    assert reporting.constant_attributes(train) == {8: [2, 3], 23: [], 10: [1]}
+    assert statistics.constant_attributes(train) == {8: [2, 3], 23: [], 10: [1]}

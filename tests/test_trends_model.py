@@ -108,8 +108,8 @@ def test_notebook_runs_and_glues_every_value_the_chapter_shows(trends_run, colle
         "images_dir": str(collection / "images"),
         "metadata": str(collection / "metadata.csv"),
         "annotations": str(collection / "annotations.json"),
-        "weights": str(trends_run),
-        "out_dir": str(tmp_path / "trends"),
+        "results_dir": str(trends_run.parent),  # the model is results_dir/arch, outputs results_dir/trends
+        "arch": trends_run.name,
         "score_threshold": 0.0,
         "workers": 0,
         "device": "cpu",
@@ -127,5 +127,5 @@ def test_notebook_runs_and_glues_every_value_the_chapter_shows(trends_run, colle
         if "scrapbook" in output.get("metadata", {})
     }
     assert wanted and wanted <= glued, f"glued by the notebook: {sorted(glued)}"
-    assert (tmp_path / "trends" / "ground_truth" / "stats" / "trend_change.csv").is_file()
-    assert (tmp_path / "trends" / "plots" / "planted_vs_recovered.png").is_file()
+    assert (trends_run.parent / "trends" / "ground_truth" / "stats" / "trend_change.csv").is_file()
+    assert (trends_run.parent / "trends" / "plots" / "planted_vs_recovered.png").is_file()

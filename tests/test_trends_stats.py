@@ -299,3 +299,69 @@ def test_false_discoveries_are_unplanted_or_wrong_way_trends_that_pass_the_fdr()
     )
     assert "The flat control (skirt) gives p = 1.00 on the ground truth." in text
     assert "the model's" in text
+
+
+def test_the_trends_notebooks_tables_come_from_reporting():
+    """What 05_trends used to compute inline: the recovery table from the sources' statistics, the flat
+    control's p-values, the trend lines with the planted design first, the risers and fallers."""
+    from types import SimpleNamespace
+
+    planted = PlantedTrends()
+    movers = pd.DataFrame(
+        {
+            "feature": ["hat"],
+            "first_share": [0.1],
+            "last_share": [0.5],
+            "change": [0.4],
+            "p_trend": [0.001],
+            "q_trend": [0.01],
+            "extra": [1],
+        }
+    )
+    by_group = pd.DataFrame({"feature": ["hat"], "group": ["SS22"], "share": [0.1], "ci_low": [0.0]})
+    change = _change([("hat", 0.45, 0.001, 0.01), ("skirt", 0.0, 0.8, 1.0)])
+    stats = SimpleNamespace(
+        trend=SimpleNamespace(change=change, by_group=by_group), risers=movers, fallers=movers.iloc[:0]
+    )
+    sources = {"ground truth": stats, "model": stats}
+    features = [*planted.change()["feature"], reporting.TREND_CONTROL]
+
+    recovery = reporting.recovery_table(sources, features, planted.change())
+    expected = compare_changes(
+        {"planted": planted.change(), "ground truth": change, "model": change}, features
+    )
+    pd.testing.assert_frame_equal(recovery, expected)
+    assert reporting.control_p_values(recovery).to_dict() == {"ground truth": 0.8, "model": 0.8}
+    assert list(reporting.recovery_table(sources, features).columns.get_level_values(0).unique()) == [
+        "ground truth",
+        "model",
+    ]
+
+    lines = reporting.trend_lines(sources, planted.table())
+    assert list(dict.fromkeys(lines["source"])) == ["planted", "ground truth", "model"]
+    planted_rows = lines[lines["source"] == "planted"]
+    assert (planted_rows["ci_low"] == planted_rows["share"]).all()
+    assert set(reporting.trend_lines(sources)["source"]) == {"ground truth", "model"}
+
+    table = reporting.movers_table(sources)
+    assert table.index.names == ["source", "direction", "feature"]
+    assert list(table.columns) == ["first_share", "last_share", "change", "p_trend", "q_trend"]
+    assert table.loc[("model", "riser", "hat"), "change"] == 0.4
+
+    report = {
+        "images_found": 3,
+        "images_predicted": 2,
+        "images_unreadable": ["a.jpg"],
+        "images_without_metadata": [],
+        "rows_without_image": ["b.jpg", "c.jpg"],
+        "detections_at_threshold": 7,
+    }
+    counts = reporting.prediction_counts(report, 0.5)["count"].to_dict()
+    assert counts == {
+        "images found": 3,
+        "images predicted": 2,
+        "unreadable images": 1,
+        "images without a metadata row": 0,
+        "metadata rows without an image": 2,
+        "detections at score >= 0.5": 7,
+    }

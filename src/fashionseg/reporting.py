@@ -5,15 +5,17 @@ run's ``metrics.json`` / ``metrics.jsonl``, an annotation file, or the seed's Ta
 ``data/seed_table1.json``; nothing here holds a result. Figures are ``matplotlib.figure.Figure`` objects
 made without pyplot; :func:`save_figure` writes one to a file and returns the image a notebook glues, so the
 book shows exactly the file that was written.
+
+This is the top layer of the notebooks' code: it reads the tables of :mod:`fashionseg.data.statistics`,
+:mod:`fashionseg.evaluation` (per image: :mod:`fashionseg.evaluation.per_image`) and
+:mod:`fashionseg.trends.stats` and turns them into tables, readings and prose; none of those import it.
+Running models over images for a figure is :mod:`fashionseg.comparison`'s.
 """
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
-from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -26,6 +28,8 @@ from matplotlib.figure import Figure
 from PIL import Image
 
 from fashionseg.config import RunConfig, read_config, to_dict
+from fashionseg.data.statistics import constant_attributes
+from fashionseg.errors import FashionsegError
 
 # Table I's columns, in the seed's order: our name -> (metrics.json IoU type, COCO key)
 TABLE1_METRICS: dict[str, tuple[str, str]] = {
@@ -68,6 +72,28 @@ def seed_table() -> pd.DataFrame:
     table.index.name = "backbone"
     table.attrs.update(setting=data["setting"], source=data["source"])
     return table
+
+
+def finished_runs(
+    results_dir: str | Path, archs: Iterable[str], needed: str = "metrics.json"
+) -> dict[str, Path]:
+    """The run folder of each backbone under ``results_dir`` that holds ``needed`` (``metrics.json`` for the
+    comparison, ``model_final.pt`` where the models are run again).
+
+    Raises FashionsegError naming the folder and what to run first when no backbone has one, so that a
+    notebook executed before any training stops with that message rather than a bare ``StopIteration``.
+    """
+    archs = list(archs)
+    runs = {arch: Path(results_dir) / arch for arch in archs if (Path(results_dir) / arch / needed).is_file()}
+    if not runs:
+        preset = Path(results_dir).name
+        files = ", ".join(f"{a}/{needed}" for a in archs)
+        raise FashionsegError(
+            f"no finished run under {results_dir}: none of {files} exists; train first with "
+            f"`fashionseg study --preset {preset}` (or execute notebooks/02_train_backbone.ipynb with "
+            f"output_dir={str(results_dir)!r} for each backbone)"
+        )
+    return runs
 
 
 def read_run_metrics(results_dir: str | Path, archs: Iterable[str]) -> dict[str, dict[str, Any]]:
@@ -414,10 +440,11 @@ SPEED_COUNT_LABELS = {
 
 
 def _evaluation_batch() -> int:
-    """The batch :func:`fashionseg.train.evaluate_run` predicts with by default (notebook 02 keeps it)."""
+    """The batch :func:`fashionseg.evaluation.runs.evaluate_run` predicts with by default (notebook 02 keeps
+    it)."""
     import inspect
 
-    from fashionseg.train import evaluate_run
+    from fashionseg.evaluation.runs import evaluate_run
 
     return int(inspect.signature(evaluate_run).parameters["batch_size"].default)
 
@@ -509,34 +536,12 @@ def speed_note(conditions: pd.DataFrame) -> str:
     return " ".join(text)
 
 
-def constant_attributes(train: dict[str, Any]) -> dict[int, list[int]]:
-    """The constant attribute predictor of the training split: for each category, the most frequent
-    attribute of every attribute group (Fashionpedia's attribute supercategory) its garments carry.
-
-    The baseline an attribute head must beat: it knows each category's attribute statistics and nothing
-    about the garment in front of it.
-    """
-    group = {a["id"]: a["supercategory"] for a in train["attributes"]}
-    counts: dict[int, Counter] = {}
-    for ann in train["annotations"]:
-        counts.setdefault(ann["category_id"], Counter()).update(ann.get("attribute_ids", []))
-    constant: dict[int, list[int]] = {}
-    for category, counter in counts.items():
-        best: dict[str, tuple[int, int]] = {}
-        for attribute, n in counter.items():
-            g = group.get(attribute, "")
-            if g not in best or (n, -attribute) > (best[g][1], -best[g][0]):
-                best[g] = (attribute, n)
-        constant[category] = sorted(a for a, _ in best.values())
-    return constant
-
-
 def attribute_baseline(
     train: dict[str, Any], val: dict[str, Any], predictions: list[dict[str, Any]]
 ) -> dict[str, Any]:
     """``evaluate`` of the model's own detections with their attributes replaced by
-    :func:`constant_attributes`: the same boxes and masks, so the difference to the model's metrics is what
-    its attribute head adds."""
+    :func:`fashionseg.data.statistics.constant_attributes`: the same boxes and masks, so the difference to
+    the model's metrics is what its attribute head adds."""
     from fashionseg.evaluation import evaluate
 
     constant = constant_attributes(train)
@@ -600,65 +605,6 @@ def metrics_table(metrics: dict[str, Any]) -> pd.DataFrame:
         rows[name]["AP (IoU+F1)"] = _number(metrics[iou_type]["iou_f1"]["AP"])
         rows[name]["AP (F1)"] = _number(metrics[iou_type]["f1"]["AP"])
     return pd.DataFrame(rows).T.round(2)
-
-
-def split_summary(splits: dict[str, dict[str, Any]]) -> pd.DataFrame:
-    """Per split (name -> annotation file): images, instances, categories used, attributes used."""
-    return pd.DataFrame(
-        {
-            name: {
-                "images": len(coco["images"]),
-                "instances": len(coco["annotations"]),
-                "categories": len({a["category_id"] for a in coco["annotations"]}),
-                "attributes": len({i for a in coco["annotations"] for i in a.get("attribute_ids", [])}),
-            }
-            for name, coco in splits.items()
-        }
-    ).T
-
-
-def annotations_by_image(coco: dict[str, Any]) -> dict[int, list[dict[str, Any]]]:
-    """The annotation dicts of each image id (images without annotations are absent)."""
-    grouped: dict[int, list[dict[str, Any]]] = {}
-    for ann in coco["annotations"]:
-        grouped.setdefault(ann["image_id"], []).append(ann)
-    return grouped
-
-
-def category_frequencies(coco: dict[str, Any]) -> pd.DataFrame:
-    """Per category of an annotation file: supercategory, instances, and images containing it (sorted)."""
-    instances = Counter(a["category_id"] for a in coco["annotations"])
-    images = Counter(c for c, _ in {(a["category_id"], a["image_id"]) for a in coco["annotations"]})
-    table = pd.DataFrame(
-        [
-            {
-                "category": c["name"],
-                "supercategory": c.get("supercategory", ""),
-                "instances": instances[c["id"]],
-                "images": images[c["id"]],
-            }
-            for c in coco["categories"]
-            if instances[c["id"]]
-        ]
-    )
-    return table.sort_values("instances", ascending=False, ignore_index=True)
-
-
-def attribute_frequencies(coco: dict[str, Any], top: int = 25) -> pd.DataFrame:
-    """The ``top`` most frequent attributes of an annotation file: name, group, instances carrying it."""
-    counts = Counter(a_id for a in coco["annotations"] for a_id in a.get("attribute_ids", []))
-    meta = {a["id"]: a for a in coco.get("attributes", [])}
-    return pd.DataFrame(
-        [
-            {
-                "attribute": meta.get(a_id, {}).get("name", str(a_id)),
-                "group": meta.get(a_id, {}).get("supercategory", ""),
-                "instances": n,
-            }
-            for a_id, n in counts.most_common(top)
-        ],
-        columns=["attribute", "group", "instances"],
-    )
 
 
 def plot_frequencies(table: pd.DataFrame, label: str, hue: str, title: str) -> Figure:
@@ -852,6 +798,57 @@ def _counts_caveat(conditions: pd.DataFrame) -> str:
     )
 
 
+SEED_ITERATIONS = 1000  # the seed's schedule (data/seed_table1.json's setting)
+DETECTRON2_1X_ITERATIONS = 90_000  # detectron2's 1x schedule (SOLVER.MAX_ITER of its model zoo's 1x configs)
+
+
+def read_run_configs(results_dir: str | Path, archs: Iterable[str]) -> dict[str, RunConfig]:
+    """The ``config.yaml`` of each backbone's run folder under ``results_dir`` that has one."""
+    paths = {arch: Path(results_dir) / arch / "config.yaml" for arch in archs}
+    return {arch: read_config(path) for arch, path in paths.items() if path.is_file()}
+
+
+def _values_text(values: Sequence[Any]) -> str:
+    """``300`` when all runs agree, else ``300 and 1000`` (the distinct values in order)."""
+    return and_list([str(v) for v in dict.fromkeys(values)])
+
+
+def limits_reading(configs: Mapping[str, RunConfig]) -> str:
+    """What the runs cannot show, in one Markdown paragraph, from their configurations (one per backbone):
+    one seed per backbone, the schedule against the seed's and detectron2's 1x, synthetic data, training
+    from scratch; and always that timings depend on the device and the image size."""
+    text = ["**What this does not show.**"]
+    cfgs = list(configs.values())
+    if cfgs:
+        seeds = _values_text([c.seed for c in cfgs])
+        text.append(
+            f"One run per backbone (seed {seeds}): differences of a few AP points may not survive another "
+            "seed."
+        )
+        iterations = [c.solver.max_iter for c in cfgs]
+        schedule = (
+            f"{_values_text(iterations)} iterations (the seed trained {SEED_ITERATIONS}, detectron2's 1x "
+            f"schedule {DETECTRON2_1X_ITERATIONS})"
+        )
+        if max(iterations) < DETECTRON2_1X_ITERATIONS:
+            text.append(f"The schedule is short, {schedule}: a longer one may change the order.")
+        else:
+            text.append(f"The schedule is detectron2's 1x or longer, {schedule}.")
+        if any(c.data.synthetic for c in cfgs):
+            text.append(
+                "Synthetic garments are drawn shapes; real photographs are harder, so even well-trained demo "
+                "models would say the pipeline works end to end, not how well it does on Fashionpedia."
+            )
+        scratch = [name for name, c in configs.items() if c.model.weights == "none"]
+        if scratch:
+            text.append(
+                f"{and_list(scratch)} {'was' if len(scratch) == 1 else 'were'} trained from scratch (no "
+                "pretrained weights), where detectron2 and the seed start from ImageNet."
+            )
+    text.append("Timings depend on the device and on the image size.")
+    return " ".join(text)
+
+
 def honest_reading(
     ours: pd.DataFrame,
     seed: pd.DataFrame,
@@ -860,9 +857,11 @@ def honest_reading(
     setting: str,
     missing: Sequence[str] = (),
     conditions: pd.DataFrame | None = None,
+    configs: Mapping[str, RunConfig] | None = None,
 ) -> str:
     """What the numbers do and do not show, in Markdown, composed from the tables (no number typed here);
-    with ``conditions`` (:func:`speed_conditions`) the speed part says at which proposal counts it was timed.
+    with ``conditions`` (:func:`speed_conditions`) the speed part says at which proposal counts it was timed,
+    and the closing caveats come from the runs' configurations ``configs`` (:func:`limits_reading`).
 
     Rankings are read at the precision shown (one decimal for AP, whole ms for speed): values equal there
     are reported as ties, never as an order.
@@ -922,61 +921,8 @@ def honest_reading(
             f"({ms[fastest[0]]:.0f} ms/image on {device}). {trade}"
             + (_counts_caveat(conditions) if conditions is not None and len(conditions) else "")
         )
-    parts.append(
-        "**What this does not show.** One seed per backbone and one short schedule: differences of a few AP "
-        "points may not survive another seed or a longer schedule. Timings depend on the device and on the "
-        "image size. Synthetic garments are drawn shapes; real photographs are harder, so even well-trained "
-        "demo models would say the pipeline works end to end, not how well it does on Fashionpedia."
-    )
+    parts.append(limits_reading(configs or {}))
     return "\n\n".join(parts)
-
-
-MISS_IOU = 0.5  # a ground-truth instance whose best mask IoU is below this counts as missed
-
-
-def image_quality(
-    gt: dict[str, Any],
-    results: list[dict[str, Any]],
-    score_threshold: float = 0.5,
-    iou_threshold: float = MISS_IOU,
-) -> pd.DataFrame:
-    """Per image of an annotation file, how well one model's detections cover its ground truth.
-
-    For each ground-truth instance: the best mask IoU among detections of its category scoring at least
-    ``score_threshold``. Columns: ``instances``, ``missed`` (best IoU < ``iou_threshold``), ``mean_iou``
-    (mean best IoU; NaN for an image without ground truth). Index: image id.
-    """
-    from pycocotools import mask as mask_utils
-    from pycocotools.coco import COCO
-
-    coco = COCO()
-    coco.dataset = gt
-    with contextlib.redirect_stdout(io.StringIO()):  # pycocotools prints "creating index..."
-        coco.createIndex()
-    by_image: dict[int, list[dict[str, Any]]] = {}
-    for r in results:
-        if r["score"] >= score_threshold:
-            by_image.setdefault(r["image_id"], []).append(r)
-    rows = {}
-    for image_id in coco.getImgIds():
-        anns = coco.loadAnns(coco.getAnnIds(imgIds=[image_id], iscrowd=False))
-        best = []
-        for ann in anns:
-            dets = [
-                d["segmentation"]
-                for d in by_image.get(image_id, [])
-                if d["category_id"] == ann["category_id"]
-            ]
-            ious = mask_utils.iou(dets, [coco.annToRLE(ann)], [0]) if dets else np.zeros((0, 1))
-            best.append(float(np.max(ious)) if len(dets) else 0.0)
-        rows[image_id] = {
-            "instances": len(anns),
-            "missed": sum(b < iou_threshold for b in best),
-            "mean_iou": float(np.mean(best)) if best else float("nan"),
-        }
-    table = pd.DataFrame(rows).T
-    table.index.name = "image_id"
-    return table.astype({"instances": int, "missed": int})
 
 
 def _failure_order(quality: dict[str, pd.DataFrame]) -> pd.DataFrame:
@@ -1056,33 +1002,65 @@ def failure_table(quality: dict[str, pd.DataFrame], image_ids: Sequence[int]) ->
     return table
 
 
-def compare_predictions(
-    image_ids: Sequence[int],
-    coco: dict[str, Any],
-    image_dir: Path,
-    predictors: dict[str, Any],
-    score_threshold: float = 0.5,
-) -> Figure:
-    """A grid: one row per image id, ground truth in the first column, then each predictor's detections.
+TREND_CONTROL = "skirt"  # the planted design keeps the skirt's share flat: the recovery table's control
 
-    ``predictors`` maps a backbone name to a :class:`fashionseg.predict.Predictor`.
-    """
-    from fashionseg.data.images import read_image
-    from fashionseg.visualization import draw_annotations, draw_predictions
 
-    meta = {im["id"]: im for im in coco["images"]}
-    grouped = annotations_by_image(coco)
-    images = [read_image(image_dir / meta[i]["file_name"]) for i in image_ids]
-    columns = {arch: p.predict(images) for arch, p in predictors.items()}
-    rows = [
-        [draw_annotations(image, grouped.get(i, []), coco)]
-        + [
-            draw_predictions(image, columns[arch][r], p.labels, score_threshold=score_threshold)
-            for arch, p in predictors.items()
-        ]
-        for r, (i, image) in enumerate(zip(image_ids, images, strict=True))
-    ]
-    return image_grid(rows, [meta[i]["file_name"] for i in image_ids], ["ground truth", *predictors])
+def prediction_counts(report: dict[str, Any], score_threshold: float) -> pd.DataFrame:
+    """What a trends prediction run found (its ``report``): images found, predicted, unreadable, without a
+    metadata row, metadata rows without an image, detections at ``score_threshold``; one ``count`` column."""
+    counts = {
+        "images found": report["images_found"],
+        "images predicted": report["images_predicted"],
+        "unreadable images": len(report["images_unreadable"]),
+        "images without a metadata row": len(report["images_without_metadata"]),
+        "metadata rows without an image": len(report["rows_without_image"]),
+        f"detections at score >= {score_threshold}": report["detections_at_threshold"],
+    }
+    return pd.Series(counts, name="count").to_frame()
+
+
+def trend_lines(sources: Mapping[str, Any], design: pd.DataFrame | None = None) -> pd.DataFrame:
+    """The per-group shares of every source (name -> :class:`fashionseg.trends.stats.Statistics`) in one
+    long table with a ``source`` column, for :func:`fashionseg.trends.plots.plot_trends`; with ``design``
+    (:meth:`PlantedTrends.table`) the planted shares first, as source "planted" with no interval."""
+    lines = (
+        [design.assign(ci_low=design["share"], ci_high=design["share"], source="planted")]
+        if design is not None
+        else []
+    )
+    lines += [stats.trend.by_group.assign(source=name) for name, stats in sources.items()]
+    return pd.concat(lines, ignore_index=True)
+
+
+def recovery_table(
+    sources: Mapping[str, Any], features: Sequence[str], planted: pd.DataFrame | None = None
+) -> pd.DataFrame:
+    """:func:`fashionseg.trends.stats.compare_changes` of the planted changes (``planted``, feature and
+    change; left out when None) and each source's trend, on ``features``."""
+    from fashionseg.trends.stats import compare_changes
+
+    changes = {"planted": planted} if planted is not None else {}
+    changes |= {name: stats.trend.change for name, stats in sources.items()}
+    return compare_changes(changes, features)
+
+
+def control_p_values(recovery: pd.DataFrame, feature: str = TREND_CONTROL) -> pd.Series:
+    """``p_trend`` of the flat control ``feature`` per source of a :func:`recovery_table` (named after it)."""
+    return recovery.xs("p_trend", axis=1, level=1).loc[feature]
+
+
+def movers_table(sources: Mapping[str, Any]) -> pd.DataFrame:
+    """The risers and fallers of every source, indexed by (source, direction, feature): first and last
+    share, change, p_trend, q_trend."""
+    columns = ["feature", "first_share", "last_share", "change", "p_trend", "q_trend"]
+    return pd.concat(
+        {
+            (name, kind): table[columns].set_index("feature")
+            for name, stats in sources.items()
+            for kind, table in (("riser", stats.risers), ("faller", stats.fallers))
+        },
+        names=["source", "direction"],
+    )
 
 
 RECOVERY_P = 0.01  # a planted trend counts as recovered at p_trend below this, in the planted direction

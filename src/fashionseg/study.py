@@ -9,7 +9,8 @@ configuration match) is reused
 unless ``--force``. A failing notebook is reported with the path of its
 executed copy (which holds the traceback); the other stages go on and the command exits non-zero.
 
-``fashionseg book`` builds the book alone, from the executed notebooks already in ``results/``.
+``fashionseg book`` builds the book alone (:mod:`fashionseg.book`), from the executed notebooks already in
+``results/``.
 
 The notebooks' parameters map onto the run configuration in :func:`run_config`, the one place that
 translates them, so a notebook executed by hand with papermill trains exactly what the study would.
@@ -20,8 +21,6 @@ from __future__ import annotations
 import argparse
 import inspect
 import json
-import shutil
-import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -29,8 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from fashionseg.book import BOOK_PRESET, build_book
 from fashionseg.config import (
     ARCHITECTURES,
     RunConfig,
@@ -47,7 +45,6 @@ TRAIN_NOTEBOOK = "02_train_backbone.ipynb"
 COMPARE_NOTEBOOK = "03_compare.ipynb"
 QUALITATIVE_NOTEBOOK = "04_qualitative.ipynb"
 TRENDS_NOTEBOOK = "05_trends.ipynb"  # the application chapter; run when present
-BOOK_PRESET = "demo"  # the preset whose results _toc.yml and book/*.md name (results/demo/...)
 HIDDEN_CELL_TAGS = ("parameters", "injected-parameters")  # shown as a configuration table instead
 
 Executor = Callable[[Path, Path, dict[str, Any]], None]
@@ -118,7 +115,7 @@ class StudyPlan:
     def data_parameters(self) -> dict[str, Any]:
         """Papermill parameters of ``01_data``."""
         root = {"data_root": self.parameters["data_root"]} if "data_root" in self.parameters else {}
-        return {"preset": self.preset, **root, "overrides": self.overrides, "figures_dir": self.figures}
+        return {"preset": self.preset, **root, "overrides": self.overrides, "results_dir": str(self.results)}
 
     def train_parameters(self, arch: str) -> dict[str, Any]:
         """Papermill parameters of ``02_train_backbone`` for one backbone (run folder: results/<arch>)."""
@@ -133,7 +130,7 @@ class StudyPlan:
 
     def compare_parameters(self) -> dict[str, Any]:
         """Papermill parameters of ``03_compare``."""
-        return {"results_dir": str(self.results), "archs": list(self.archs), "figures_dir": self.figures}
+        return {"results_dir": str(self.results), "archs": list(self.archs)}
 
     def qualitative_parameters(self) -> dict[str, Any]:
         """Papermill parameters of ``04_qualitative`` (the device too, when -p set one)."""
@@ -142,19 +139,10 @@ class StudyPlan:
     def trends_parameters(self) -> dict[str, Any]:
         """Papermill parameters of ``05_trends``: R50-FPN's run (or the first backbone's) as the model."""
         arch = "R50-FPN" if "R50-FPN" in self.archs else self.archs[0]
-        return {
-            "weights": str(self.results / arch),
-            "out_dir": str(self.results / "trends"),
-            **self._device(),
-            **self.trends,
-        }
+        return {"results_dir": str(self.results), "arch": arch, **self._device(), **self.trends}
 
     def _device(self) -> dict[str, Any]:
         return {"device": self.parameters["device"]} if "device" in self.parameters else {}
-
-    @property
-    def figures(self) -> str:
-        return str(self.results / "figures")
 
 
 @dataclass(frozen=True)
@@ -383,82 +371,6 @@ def run_notebooks(
         stage = f"[{i}/{total}] {Path(name).stem[3:]}"
         results.append(_run_stage(stage, plan.notebooks / name, plan.results / name, params, executor, log))
     return results
-
-
-def _toc_files(toc: Any) -> list[str]:
-    if isinstance(toc, dict):
-        own = [toc["file"]] if isinstance(toc.get("file"), str) else []
-        return own + [f for k, v in toc.items() if k != "file" for f in _toc_files(v)]
-    if isinstance(toc, list):
-        return [f for item in toc for f in _toc_files(item)]
-    return []
-
-
-def book_source(root: Path, results_dir: Path, build_dir: Path) -> Path:
-    """The folder to build the book from.
-
-    The book's pages name ``results/demo/``. For those results that is ``root`` itself; for any other results
-    folder (another preset, or another place) it is a copy of the book files under
-    ``build_dir/source-<name>/`` whose pages name ``results/<name>/`` instead. Raises FashionsegError naming
-    the executed notebooks the table of contents needs but that are missing.
-    """
-    name = results_dir.name
-    source = root
-    if results_dir.resolve() != (root / "results" / BOOK_PRESET).resolve():
-        source = build_dir / f"source-{name}"
-        shutil.rmtree(source, ignore_errors=True)
-        (source / "book").mkdir(parents=True)
-        for path in [root / "_config.yml", root / "_toc.yml", *sorted((root / "book").rglob("*"))]:
-            target = source / path.relative_to(root)
-            if path.is_dir():
-                target.mkdir(parents=True, exist_ok=True)
-            elif path.suffix in (".md", ".yml"):
-                target.write_text(path.read_text().replace(f"results/{BOOK_PRESET}/", f"results/{name}/"))
-            else:
-                shutil.copy2(path, target)
-        if results_dir.is_dir():
-            shutil.copytree(
-                results_dir,
-                source / "results" / name,
-                ignore=shutil.ignore_patterns("*.pt", "checkpoints"),
-            )
-    toc = yaml.safe_load((source / "_toc.yml").read_text())
-    missing = [
-        f"{f}.ipynb"
-        for f in _toc_files(toc)
-        if f.startswith("results/") and not (source / f"{f}.ipynb").is_file()
-    ]
-    if missing:
-        raise FashionsegError(
-            f"the book needs executed notebooks that are missing: {', '.join(missing)}; "
-            f"run `fashionseg study --preset {name}` first"
-        )
-    return source
-
-
-def build_book(root: Path, results_dir: Path, build_dir: Path | None = None) -> Path:
-    """Build the HTML book from ``results_dir`` with warnings as errors (a missing run or glue key fails);
-    return the folder holding ``index.html``."""
-    source = book_source(root, results_dir, build_dir or root / "_build")
-    jupyter_book = Path(sys.executable).parent / "jupyter-book"
-    command = [
-        str(jupyter_book if jupyter_book.exists() else "jupyter-book"),
-        "build",
-        str(source),
-        "--all",
-        "-W",
-        "-n",
-        "--keep-going",
-    ]
-    print("book: " + " ".join(command), flush=True)
-    if subprocess.run(command, check=False).returncode:
-        raise FashionsegError(
-            "the book build failed (warnings count as errors): see the messages above; the executed "
-            f"notebooks it reads are under {results_dir}"
-        )
-    html = source / "_build" / "html"
-    print(f"book: {html / 'index.html'}")
-    return html
 
 
 def _summary(results: list[StageResult], plan: StudyPlan, seconds: float) -> str:
