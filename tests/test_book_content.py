@@ -29,6 +29,16 @@ DEFINITIONS: dict[str, dict[str, str]] = {
         "28": "the mask head's output resolution (28×28), an architecture constant",
         "16": "the stride of res4 and of DC5's dilated res5, an architecture constant",
         "32": "GroupNorm's groups, a constant of the model code",
+        # the known differences to detectron2: constants of the two libraries' code and configs
+        **dict.fromkeys(
+            ("0.485", "0.456", "0.406", "0.229", "0.224", "0.225"), "torchvision's ImageNet mean/std"
+        ),
+        **dict.fromkeys(("103.53", "116.28", "123.675"), "detectron2's BGR pixel mean"),
+        "256": "the mask head's channels, an architecture constant",
+        **dict.fromkeys(
+            ("2000", "1000", "12000", "6000"), "proposal counts of ModelConfig and detectron2's configs"
+        ),
+        **dict.fromkeys(("0.01", "0.001"), "detectron2's predictor initialisation std"),
     },
     "results": {"100": "the 0–100 AP scale", "1000": "the seed's schedule"},
     "limitations": {"1000": "the seed's schedule", "255": "detectron2's BGR 0–255 input range"},

@@ -26,10 +26,19 @@ def test_environment_yml_lists_the_same_dependencies_as_pyproject():
     assert {_name(r): r for r in pip_section} == {_name(r): r for r in wanted}
 
 
-def test_torch_and_torchvision_are_pinned():
+def test_torch_and_torchvision_are_pinned_to_what_is_installed():
+    """An exact pin each (other versions download gigabytes here), and the one this environment runs."""
+    import torch
+    import torchvision
+
     deps = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
-    assert "torch==2.14.1" in deps
-    assert "torchvision==0.29.1" in deps
+    pins = dict(d.split("==", 1) for d in deps if _name(d) in ("torch", "torchvision") and "==" in d)
+    assert set(pins) == {"torch", "torchvision"}, deps
+    installed = {"torch": torch.__version__, "torchvision": torchvision.__version__}
+    for name, version in installed.items():
+        assert version.split("+")[0] == pins[name], f"{name} {version} installed, pyproject pins {pins[name]}"
+    readme = (ROOT / "README.md").read_text()
+    assert f"torch=={pins['torch']}" in readme and f"torchvision=={pins['torchvision']}" in readme
 
 
 def test_top_level_layout_exists():

@@ -12,13 +12,12 @@ architecture names are :data:`fashionseg.config.ARCHITECTURES`.
 - ``weights``: torchvision weight files (offline-safe) and fashionseg checkpoints.
 - ``detector``: the three architecture builders and ``build_model``.
 
-The known differences to detectron2 (:data:`KNOWN_DIFFERENCES`) follow.
+What still differs from detectron2, and why, is the book's method chapter (``book/method.md``).
 """
 
 from fashionseg.models.attribute_head import AttributePredictor, attribute_loss
 from fashionseg.models.detector import (
     ARCHITECTURE_BUILDERS,
-    KNOWN_DIFFERENCES,
     AttributeMaskRCNN,
     build_model,
     count_parameters,
@@ -26,11 +25,8 @@ from fashionseg.models.detector import (
 )
 from fashionseg.models.roi_heads import AttributeRoIHeads, Res5RoIHeads
 
-__doc__ = f"{__doc__}\n{KNOWN_DIFFERENCES}"
-
 __all__ = [
     "ARCHITECTURE_BUILDERS",
-    "KNOWN_DIFFERENCES",
     "AttributeMaskRCNN",
     "AttributePredictor",
     "AttributeRoIHeads",

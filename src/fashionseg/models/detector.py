@@ -37,46 +37,6 @@ from fashionseg.models.backbones import (
 from fashionseg.models.roi_heads import AttributeRoIHeads, Res5RoIHeads, SingleLevelRoIAlign
 from fashionseg.models.weights import load_checkpoint_state, load_matching, load_torchvision_state
 
-KNOWN_DIFFERENCES = """\
-Known differences between fashionseg's torchvision models and detectron2's:
-
-- RoIAlign. R50-FPN uses torchvision's MultiScaleRoIAlign: aligned=False (RoIAlign v1, no half-pixel
-  offset) and sampling_ratio=2. detectron2 uses ROIAlignV2 (aligned=True) with sampling_ratio=0 (adaptive).
-  R50-C4 and R50-DC5 pool with our own single-level RoIAlign, set as detectron2's (aligned=True,
-  sampling_ratio=0). R50-FPN keeps torchvision's pooler so that it stays torchvision's Mask R-CNN
-  (COCO weights load into it unchanged).
-- Input. Images are RGB in 0-1, normalised inside the model with torchvision's ImageNet mean/std
-  (0.485, 0.456, 0.406) / (0.229, 0.224, 0.225). detectron2 takes BGR in 0-255 minus its pixel mean
-  (103.53, 116.28, 123.675), with std 1 for the MSRA weights. Images are padded to a multiple of 32 for all
-  three architectures; detectron2 pads only FPN inputs that way.
-- ImageNet weights. weights=imagenet loads torchvision's ResNet IMAGENET1K_V1, not detectron2's MSRA
-  R-50.pkl. torchvision's ResNet is "v1.5": the stride-2 conv of a bottleneck is the 3x3, while the MSRA
-  ResNet strides in the first 1x1 (STRIDE_IN_1X1=True). The parameter shapes are the same; the features
-  are not.
-- Class-specific outputs. torchvision's box regressor and mask predictor also have outputs for the
-  background class ((K+1)*4 box deltas, K+1 mask channels); detectron2's have K. That adds 4*(D+1) + (256+1)
-  parameters and changes nothing else.
-- Losses. torchvision uses smooth-L1 with beta=1/9 for the RPN and box regression losses; detectron2's
-  defaults are plain L1 (beta=0). torchvision averages the RPN objectness loss over the sampled anchors;
-  detectron2 divides both RPN losses by (images x RPN batch size per image).
-- Proposals. pre_nms_top_n is per feature level and post_nms_top_n per image (as detectron2's FPN
-  configs). The same ModelConfig values (default 2000/1000 train, 1000/1000 test) serve all three
-  architectures; detectron2's C4 and DC5 configs use 12000/2000 (train) and 6000/1000 (test).
-- Masks. torchvision cuts the mask targets out of the ground-truth bitmasks with RoIAlign (aligned=False);
-  detectron2 rasterises the polygons inside each box. At test time torchvision pastes masks into the image
-  with its own box expansion (paste_masks_in_image); detectron2 pastes with aligned grid sampling.
-- Anchors. torchvision rounds its base anchors to whole pixels; detectron2 does not.
-- Initialisation. torchvision's 2-FC box head and class/box predictors keep PyTorch's default Linear
-  initialisation; detectron2 uses Caffe2's Xavier fill for the FCs and normal(std 0.01 / 0.001) for the
-  class / box predictors.
-- Dilation. R50-DC5 dilates all three res5 blocks (as detectron2), not only blocks 2-3 as torchvision's
-  replace_stride_with_dilation would.
-- Normalisation. model.norm applies to the ResNet only; FPN, RPN and RoI heads have no normalisation
-  (detectron2's default; its GN configs also put GroupNorm into FPN and heads).
-- Attribute head. Attribute-Mask R-CNN's multi-label head (sigmoid cross-entropy on the box-head features of
-  foreground RoIs whose category carries attributes) is ours; detectron2 has no attribute head.
-"""
-
 FPN_LEVELS = ["0", "1", "2", "3"]
 ASPECT_RATIOS = (0.5, 1.0, 2.0)
 FPN_CHANNELS = 256
