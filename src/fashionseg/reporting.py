@@ -194,12 +194,17 @@ def per_category_ap(runs: dict[str, dict[str, Any]], key: str = "segm_AP") -> pd
     return table.dropna(how="all").sort_index()
 
 
+def read_env(run_dir: str | Path) -> dict[str, Any]:
+    """A run's ``env.json`` (what ran it), empty where the run has none."""
+    path = Path(run_dir) / "env.json"
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
 def describe_run(run_dir: str | Path) -> str:
     """One line saying how a run was made: data, schedule, image size, initial weights, device."""
     run_dir = Path(run_dir)
     cfg = read_config(run_dir / "config.yaml")
-    env_path = run_dir / "env.json"
-    device = json.loads(env_path.read_text())["device"] if env_path.is_file() else cfg.device
+    device = read_env(run_dir).get("device", cfg.device)
     data = "synthetic data" if cfg.data.synthetic else "Fashionpedia-format data"
     weights = "from scratch" if cfg.model.weights == "none" else f"from {cfg.model.weights} weights"
     return (
@@ -344,9 +349,9 @@ def training_minutes(results_dir: str | Path, archs: Iterable[str]) -> pd.Series
 def cpu_threads(results_dir: str | Path, archs: Iterable[str]) -> int | None:
     """The CPU threads of the machine that trained the runs (``env.json``; the first run that says)."""
     for arch in archs:
-        path = Path(results_dir) / arch / "env.json"
-        if path.is_file() and json.loads(path.read_text()).get("cpu_threads"):
-            return int(json.loads(path.read_text())["cpu_threads"])
+        threads = read_env(Path(results_dir) / arch).get("cpu_threads")
+        if threads:
+            return int(threads)
     return None
 
 
@@ -405,13 +410,8 @@ def recipe_table(results_dir: str | Path, archs: Iterable[str]) -> pd.DataFrame:
     setting of :data:`RECIPE_KEYS` and :data:`RECIPE_ENV`, one column per backbone (values as text; a
     ``|`` in a key joins two values with " / ")."""
     columns = {}
-    for arch in archs:
-        run_dir = Path(results_dir) / arch
-        if not (run_dir / "config.yaml").is_file():
-            continue
-        tree = to_dict(read_config(run_dir / "config.yaml"))
-        env_path = run_dir / "env.json"
-        env = json.loads(env_path.read_text()) if env_path.is_file() else {}
+    for arch, cfg in read_run_configs(results_dir, archs).items():
+        tree, env = to_dict(cfg), read_env(Path(results_dir) / arch)
         column = {
             label: " / ".join(_recipe_value(_dotted(tree, k)) for k in keys.split("|"))
             for label, keys in RECIPE_KEYS
@@ -454,14 +454,11 @@ def speed_conditions(results_dir: str | Path, archs: Iterable[str]) -> pd.DataFr
     ``config.yaml`` (detectron2's default in each header), the training batch, the inference batch, the
     warm-up, the images timed, the CPU threads (``env.json``) and the device."""
     rows = {}
-    for arch in archs:
+    for arch, cfg in read_run_configs(results_dir, archs).items():
         run_dir = Path(results_dir) / arch
-        if not (run_dir / "config.yaml").is_file():
-            continue
-        tree = to_dict(read_config(run_dir / "config.yaml"))
-        metrics_path, env_path = run_dir / "metrics.json", run_dir / "env.json"
+        tree, env = to_dict(cfg), read_env(run_dir)
+        metrics_path = run_dir / "metrics.json"
         speed = json.loads(metrics_path.read_text()).get("speed", {}) if metrics_path.is_file() else {}
-        env = json.loads(env_path.read_text()) if env_path.is_file() else {}
         row: dict[str, Any] = {
             f"{SPEED_COUNT_LABELS[key]} (detectron2: {d2})": int(_dotted(tree, key))
             for key, d2 in DETECTRON2_COUNTS.items()
