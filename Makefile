@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PRESET ?= demo
 
-.PHONY: help install study test test-training test-fast lint format book clean
+.PHONY: help install study study-seeds test test-training test-fast lint format book clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -20,6 +20,9 @@ install: $(STAMP)  ## create .venv and install fashionseg with torch 2.14.1 / to
 
 study: $(STAMP)  ## train and evaluate the three backbones on the embedded data, then build the book
 	$(BIN)/fashionseg study --preset $(PRESET)
+
+study-seeds: $(STAMP)  ## the study with three seeds per backbone (results/demo/seed-*/, about 3x make study's time)
+	$(BIN)/fashionseg study --preset $(PRESET) --seeds 0,1,2
 
 test: $(STAMP)  ## run the test suite (lint included)
 	$(BIN)/ruff check src tests benchmarks scripts notebooks

@@ -304,6 +304,51 @@ def test_runner_runs_the_trends_notebook_when_present(plan):
     assert trends == [{"results_dir": "results/demo", "arch": "R50-C4"}]
 
 
+def test_runner_trains_the_other_seeds_into_their_own_folders_then_compares_them(plan):
+    (plan.notebooks / study.SEEDS_NOTEBOOK).write_text("{}")
+    seeded = study.StudyPlan(**{**plan.__dict__, "archs": ("R50-FPN", "R50-C4"), "seeds": (0, 2)})
+    executor = FakeExecutor()
+    results = study.run_notebooks(seeded, executor, log=lambda _: None)
+    assert [r.stage for r in results][-3:] == [
+        "[6/8] train R50-FPN seed 2",
+        "[7/8] train R50-C4 seed 2",
+        "[8/8] seeds",
+    ]
+    trained = [(p["arch"], p.get("seed"), p["output_dir"]) for n, p in executor.parameters if "arch" in p]
+    assert trained == [
+        ("R50-FPN", None, "results/demo"),  # the main seed: the same run as without --seeds
+        ("R50-C4", None, "results/demo"),
+        ("R50-FPN", 2, "results/demo/seed-2"),
+        ("R50-C4", 2, "results/demo/seed-2"),
+    ]
+    assert study.read_config(plan.results / "seed-2" / "R50-C4" / "config.yaml").seed == 2
+    seeds = [p for n, p in executor.parameters if n == study.SEEDS_NOTEBOOK]
+    assert seeds == [{"results_dir": "results/demo", "archs": ["R50-FPN", "R50-C4"], "seeds": [0, 2]}]
+
+    # a study without --seeds reuses every run, trains no other seed and compares the one it has
+    again = FakeExecutor()
+    single = study.StudyPlan(**{**seeded.__dict__, "seeds": ()})
+    results = study.run_notebooks(single, again, log=lambda _: None)
+    assert [r.status for r in results if "train" in r.stage] == ["reused", "reused"]
+    assert [p["seeds"] for n, p in again.parameters if n == study.SEEDS_NOTEBOOK] == [[0]]
+    # and with them again, the other seeds' runs are reused too
+    third = FakeExecutor()
+    results = study.run_notebooks(seeded, third, log=lambda _: None)
+    assert [r.status for r in results if "train" in r.stage] == ["reused"] * 4
+
+
+def test_seeds_are_checked(tmp_path, monkeypatch):
+    assert study.parse_seeds("0, 1,2") == (0, 1, 2)
+    for bad in ("0,x", "1,1", "-1", ""):
+        with pytest.raises(argparse.ArgumentTypeError, match="e.g. 0,1,2"):
+            study.parse_seeds(bad)
+    parser = argparse.ArgumentParser()
+    study.add_study_arguments(parser)
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(FashionsegError, match="leaves out the runs' own seed 0.*-p seed=3"):
+        study.run_study(parser.parse_args(["--seeds", "3,4", "--no-book"]))
+
+
 def test_runner_needs_the_notebooks(plan, tmp_path):
     with pytest.raises(FashionsegError, match="04_qualitative.ipynb"):
         study.run_notebooks(study.StudyPlan(**{**plan.__dict__, "notebooks": tmp_path}), FakeExecutor())

@@ -3,7 +3,10 @@ the report from them.
 
 ``fashionseg study`` runs ``01_data`` once, ``02_train_backbone`` once per backbone (each into
 ``results/<preset>/<arch>/`` beside its run folder), then ``03_compare``, ``04_qualitative`` and (when the
-notebook is there) ``05_trends`` with the R50-FPN run's weights, then the book. A backbone whose run is
+notebook is there) ``05_trends`` with the R50-FPN run's weights; then, for every other seed of ``--seeds``,
+``02_train_backbone`` again per backbone into ``results/<preset>/seed-<k>/<arch>/``, and ``06_seeds`` over
+all the seeds' runs (with one seed it reports the intervals over images and says that no seed spread was
+measured); then the book. A backbone whose run is
 finished (its ``metrics.json`` and ``model_final.pt`` exist and its stored parameters and resolved
 configuration match) is reused
 unless ``--force``. A failing notebook is reported with the path of its
@@ -45,6 +48,7 @@ TRAIN_NOTEBOOK = "02_train_backbone.ipynb"
 COMPARE_NOTEBOOK = "03_compare.ipynb"
 QUALITATIVE_NOTEBOOK = "04_qualitative.ipynb"
 TRENDS_NOTEBOOK = "05_trends.ipynb"  # the application chapter; run when present
+SEEDS_NOTEBOOK = "06_seeds.ipynb"  # the runs of every seed side by side; run when present
 HIDDEN_CELL_TAGS = ("parameters", "injected-parameters")  # shown as a configuration table instead
 
 Executor = Callable[[Path, Path, dict[str, Any]], None]
@@ -111,6 +115,21 @@ class StudyPlan:
     overrides: dict[str, Any]  # dotted config keys from -p
     force: bool = False
     trends: dict[str, Any] = field(default_factory=dict)  # other 05_trends parameters (collection, sizes)
+    seeds: tuple[int, ...] = ()  # every seed trained, the runs' own first; () = the runs' seed alone
+
+    def main_seed(self) -> int:
+        """The seed of the runs in ``results/<preset>/<arch>/``: -p seed, else the preset's."""
+        named = {k: v for k, v in self.parameters.items() if k in CONFIG_PARAMETERS}
+        return run_config(self.preset, overrides=self.overrides, **named).seed
+
+    def extra_seeds(self) -> tuple[int, ...]:
+        """The seeds trained besides the main one, each into ``results/<preset>/seed-<k>/``."""
+        main = self.main_seed()
+        return tuple(s for s in self.seeds if s != main)
+
+    def seed_results(self, seed: int) -> Path:
+        """The results folder of one seed's runs: the study's own for the main seed."""
+        return self.results if seed == self.main_seed() else self.results / f"seed-{seed}"
 
     def data_parameters(self) -> dict[str, Any]:
         """Papermill parameters of ``01_data``."""
@@ -127,6 +146,18 @@ class StudyPlan:
             "overrides": self.overrides,
             "overwrite": self.force,
         }
+
+    def seed_train_parameters(self, arch: str, seed: int) -> dict[str, Any]:
+        """Papermill parameters of ``02_train_backbone`` for one backbone and one of the other seeds."""
+        return {
+            **self.train_parameters(arch),
+            "seed": seed,
+            "output_dir": str(self.seed_results(seed)),
+        }
+
+    def seeds_parameters(self) -> dict[str, Any]:
+        """Papermill parameters of ``06_seeds``: every seed trained, the main one first."""
+        return {**self.compare_parameters(), "seeds": [self.main_seed(), *self.extra_seeds()]}
 
     def compare_parameters(self) -> dict[str, Any]:
         """Papermill parameters of ``03_compare``."""
@@ -198,6 +229,18 @@ def parse_archs(text: str) -> tuple[str, ...]:
             f"valid: {','.join(ARCHITECTURES)}"
         )
     return archs
+
+
+def parse_seeds(text: str) -> tuple[int, ...]:
+    """``0,1,2`` -> (0, 1, 2): distinct non-negative integers, in the order given."""
+    try:
+        seeds = tuple(int(s) for s in text.split(",") if s.strip())
+    except ValueError:
+        message = f"{text!r}: seeds are comma-separated integers, e.g. 0,1,2"
+        raise argparse.ArgumentTypeError(message) from None
+    if not seeds or min(seeds) < 0 or len(set(seeds)) != len(seeds):
+        raise argparse.ArgumentTypeError(f"{text!r}: give distinct non-negative integers, e.g. 0,1,2")
+    return seeds
 
 
 def stored_parameters(notebook: Path) -> dict[str, Any] | None:
@@ -341,12 +384,15 @@ def run_notebooks(
     ]
     if (plan.notebooks / TRENDS_NOTEBOOK).is_file():
         last.append((TRENDS_NOTEBOOK, plan.trends_parameters()))
-    total = 1 + len(plan.archs) + len(last)
+    extra = [(seed, arch) for seed in plan.extra_seeds() for arch in plan.archs]
+    with_seeds = (plan.notebooks / SEEDS_NOTEBOOK).is_file()
+    total = 1 + len(plan.archs) + len(last) + len(extra) + with_seeds
     results: list[StageResult] = []
+    count = iter(range(1, total + 1))
 
     data_out = plan.results / DATA_NOTEBOOK
     data_params = plan.data_parameters()
-    stage = f"[1/{total}] data"
+    stage = f"[{next(count)}/{total}] data"
     if not plan.force and executed_unchanged(plan.notebooks / DATA_NOTEBOOK, data_out, data_params):
         log(f"{stage}: reused {data_out}")
         results.append(StageResult(stage, data_out, "reused"))
@@ -355,21 +401,29 @@ def run_notebooks(
             _run_stage(stage, plan.notebooks / DATA_NOTEBOOK, data_out, data_params, executor, log)
         )
 
-    for i, arch in enumerate(plan.archs, start=2):
-        stage = f"[{i}/{total}] train {arch}"
-        params = plan.train_parameters(arch)
-        output = plan.results / arch / TRAIN_NOTEBOOK
+    def train(stage: str, params: dict[str, Any]) -> StageResult:
+        output = Path(params["output_dir"]) / params["arch"] / TRAIN_NOTEBOOK
         if not plan.force and run_finished(output, params):
             log(f"{stage}: reused finished run {output.parent} (--force to train again)")
-            results.append(StageResult(stage, output, "reused"))
-            continue
+            return StageResult(stage, output, "reused")
         # a stale metrics.json must not make a failed re-run look finished
-        (plan.results / arch / "metrics.json").unlink(missing_ok=True)
-        results.append(_run_stage(stage, plan.notebooks / TRAIN_NOTEBOOK, output, params, executor, log))
+        (output.parent / "metrics.json").unlink(missing_ok=True)
+        return _run_stage(stage, plan.notebooks / TRAIN_NOTEBOOK, output, params, executor, log)
 
-    for i, (name, params) in enumerate(last, start=2 + len(plan.archs)):
-        stage = f"[{i}/{total}] {Path(name).stem[3:]}"
+    for arch in plan.archs:
+        results.append(train(f"[{next(count)}/{total}] train {arch}", plan.train_parameters(arch)))
+    for name, params in last:
+        stage = f"[{next(count)}/{total}] {Path(name).stem[3:]}"
         results.append(_run_stage(stage, plan.notebooks / name, plan.results / name, params, executor, log))
+    for seed, arch in extra:
+        stage = f"[{next(count)}/{total}] train {arch} seed {seed}"
+        results.append(train(stage, plan.seed_train_parameters(arch, seed)))
+    if with_seeds:
+        stage = f"[{next(count)}/{total}] seeds"
+        output = plan.results / SEEDS_NOTEBOOK
+        results.append(
+            _run_stage(stage, plan.notebooks / SEEDS_NOTEBOOK, output, plan.seeds_parameters(), executor, log)
+        )
     return results
 
 
@@ -401,6 +455,13 @@ def add_study_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--archs", default=",".join(ARCHITECTURES), help="comma-separated backbones (default: all three)"
     )
+    parser.add_argument(
+        "--seeds",
+        type=parse_seeds,
+        default=(),
+        help="comma-separated seeds to train every backbone with, e.g. 0,1,2 (must include the runs' own "
+        "seed, the preset's or -p seed's; the others go to RESULTS/<name>/seed-<k>/); default: that seed",
+    )
     parser.add_argument("--results", type=Path, default=Path("results"), help="results folder")
     parser.add_argument("--notebooks", type=Path, default=Path("notebooks"), help="the study's notebooks")
     parser.add_argument(
@@ -418,8 +479,15 @@ def run_study(args: argparse.Namespace) -> int:
         parameters=named,
         overrides=dotted,
         force=args.force,
+        seeds=args.seeds,
     )
     run_config(plan.preset, overrides=dotted, **named)  # a bad preset or value fails here, before any work
+    if plan.seeds and plan.main_seed() not in plan.seeds:
+        raise FashionsegError(
+            f"--seeds {','.join(map(str, plan.seeds))} leaves out the runs' own seed {plan.main_seed()} "
+            f"(the one {COMPARE_NOTEBOOK} to {TRENDS_NOTEBOOK} show): include it, or set it with "
+            f"-p seed={plan.seeds[0]}"
+        )
     tic = time.perf_counter()
     results = run_notebooks(plan)
     stage_book = "[book] jupyter-book"
