@@ -24,6 +24,7 @@ sync_api = pytest.importorskip("playwright.sync_api", reason="pip install playwr
 # link to them instead, so that each figure is shown once); the data and training notebooks show their own
 RESULT_PAGES = (
     "book/results.html",
+    "book/seeds.html",
     "book/trends.html",
     "results/demo/01_data.html",
     "results/demo/R50-FPN/02_train_backbone.html",

@@ -18,7 +18,7 @@ from test_study import build_tiny_book
 
 ROOT = Path(__file__).resolve().parents[1]
 # the chapters whose numbers come from executed notebooks (the method chapter's recipe from the runs' files)
-GLUING_CHAPTERS = ("intro", "method", "results", "limitations", "trends", "reproduce", "app")
+GLUING_CHAPTERS = ("intro", "method", "results", "seeds", "limitations", "trends", "reproduce", "app")
 
 # Numbers a chapter may type because they define something rather than report a result: the seed's
 # published setting, a fixed level of a method, a default or a limit of the code, an example command's value.
@@ -41,6 +41,14 @@ DEFINITIONS: dict[str, dict[str, str]] = {
         **dict.fromkeys(("0.01", "0.001"), "detectron2's predictor initialisation std"),
     },
     "results": {"100": "the 0–100 AP scale", "1000": "the seed's schedule"},
+    "seeds": {
+        "100": "the 0–100 AP scale",
+        "95%": "the level of the bootstrap intervals",
+        "32": "COCO's small-object limit (32² pixels)",
+        "96": "COCO's large-object limit (96² pixels)",
+        "0.5": "the matching IoU of the attribute scores",
+        "0,1,2": "the seeds of the documented command",
+    },
     "limitations": {"1000": "the seed's schedule", "255": "detectron2's BGR 0–255 input range"},
     "trends": {
         "95%": "the level of the bootstrap intervals",

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import hashlib
 import json
 import math
 import re
@@ -16,6 +17,7 @@ import nbformat
 import numpy as np
 import pandas as pd
 import pytest
+from bs4 import BeautifulSoup
 from IPython.core.formatters import format_display_data
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from PIL import Image
@@ -154,6 +156,19 @@ def test_parse_archs():
     assert study.parse_archs("R50-C4, R50-FPN") == ("R50-C4", "R50-FPN")
     with pytest.raises(FashionsegError, match="R50-X"):
         study.parse_archs("R50-FPN,R50-X")
+
+
+def test_a_variation_of_a_preset_gets_its_own_results_folder():
+    assert study.results_name("demo", {}, {}) == "demo"
+    assert study.results_name("demo", {"iterations": 200, "image_size": 128}, {}) == (
+        "demo-image_size=128-iterations=200"
+    )
+    assert study.results_name("my.yaml", {}, {"solver.steps": [200, 250]}) == "my-solver.steps=200,250"
+    spaced = study.results_name("demo", {"data_root": "/data/my photos"}, {})
+    assert spaced == "demo-data_root=_data_my_photos"
+    long = study.results_name("demo", {f"model.k{i}": i for i in range(20)}, {})
+    assert len(long) == 69 and long.startswith("demo-model.k0=0")
+    assert long != study.results_name("demo", {f"model.k{i}": i + 1 for i in range(20)}, {})
 
 
 def test_preset_name():
@@ -723,13 +738,15 @@ def test_study_command_reports_a_failing_notebook_with_papermill(tmp_path, monke
     args = parser.parse_args(["--notebooks", str(notebooks), "--no-book", "-p", "iterations=3"])
     assert study.run_study(args) == 1
     out, err = capsys.readouterr()
-    failed_nb = Path("results/demo/R50-C4") / study.TRAIN_NOTEBOOK
+    results = Path("results/demo-iterations=3")  # -p values: their own folder, never results/demo
+    assert not Path("results/demo").exists()
+    failed_nb = results / "R50-C4" / study.TRAIN_NOTEBOOK
     assert f"train R50-C4: ValueError: R50-C4 diverged\n  executed notebook: {failed_nb}" in err
     assert "R50-C4 diverged" in failed_nb.read_text()  # the traceback is in the executed copy
     for arch in ("R50-FPN", "R50-DC5"):
-        assert json.loads(Path(f"results/demo/{arch}/metrics.json").read_text())["arch"] == arch
+        assert json.loads((results / arch / "metrics.json").read_text())["arch"] == arch
         assert re.search(rf"^{arch}\s+1\.5\s+1\.5\s+2\.5", out, re.M)  # the closing table, from metrics.json
-    assert Path("results/demo/04_qualitative.ipynb").is_file()
+    assert (results / "04_qualitative.ipynb").is_file()
 
 
 def tiny_study(tmp_path_factory: pytest.TempPathFactory, synthetic_root: Path) -> study.StudyPlan:
@@ -757,6 +774,7 @@ def tiny_study(tmp_path_factory: pytest.TempPathFactory, synthetic_root: Path) -
             "n_boot": 50,
             "n_perm": 99,
         },
+        seeds=(0, 1),  # every backbone twice, then 06_seeds over both
     )
     if (base / "done").is_file():
         return plan
@@ -768,6 +786,7 @@ def tiny_study(tmp_path_factory: pytest.TempPathFactory, synthetic_root: Path) -
         study.COMPARE_NOTEBOOK,
         study.QUALITATIVE_NOTEBOOK,
         study.TRENDS_NOTEBOOK,
+        study.SEEDS_NOTEBOOK,
     ):
         shutil.copy2(NOTEBOOKS / name, base / "notebooks" / name)
     shutil.copytree(synthetic_root, base / "data")
@@ -777,21 +796,35 @@ def tiny_study(tmp_path_factory: pytest.TempPathFactory, synthetic_root: Path) -
     coco["images"] = [im for im in coco["images"] if im["id"] in keep]
     coco["annotations"] = [a for a in coco["annotations"] if a["image_id"] in keep]
     coco_path.write_text(json.dumps(coco))
+    committed = tree_digest(ROOT / "results" / "demo")
     with pytest.MonkeyPatch.context() as env:
         env.setenv("OMP_NUM_THREADS", "1")  # the kernels' torch: one thread on the shared test machine
         failed = [r for r in study.run_notebooks(plan) if r.status != "ran"]
     assert not failed, failed
+    assert tree_digest(ROOT / "results" / "demo") == committed  # a study elsewhere leaves the demo alone
     (base / "done").touch()
     return plan
 
 
+def tree_digest(folder: Path) -> dict[str, str]:
+    """Each file under ``folder`` -> its content's SHA-256 (to check that a folder was left alone)."""
+    return {
+        str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
+
+
 def build_tiny_book(tmp_path_factory: pytest.TempPathFactory, synthetic_root: Path) -> tuple[Path, Path]:
-    """(results folder, html folder) of the tiny study's book, built once per test session."""
+    """(results folder, html folder) of the tiny study's book, built once per test session; neither the
+    study nor the book changes the committed ``results/demo``."""
     plan = tiny_study(tmp_path_factory, synthetic_root)
     build = plan.results.parents[1] / "build"
     html = build / "source-demo" / "_build" / "html"
     if not (html / "index.html").is_file():
+        committed = tree_digest(ROOT / "results" / "demo")
         book.build_book(ROOT, plan.results, build)
+        assert tree_digest(ROOT / "results" / "demo") == committed
     return plan.results, html
 
 
@@ -839,6 +872,13 @@ def test_book_builds_from_a_tiny_study(tmp_path_factory, synthetic_root):
         assert f">{row['mask_AP']:.1f}<" in text, arch
     # papermill's parameters cells are not in the book
     assert "injected-parameters" not in (html / "results/demo/R50-C4/02_train_backbone.html").read_text()
+    # the second seed's runs sit beside the first's, and the seeds chapter and the intro read both
+    assert {"book/seeds.html", "results/demo/06_seeds.html"} <= pages
+    assert all((results / "seed-1" / arch / "metrics.json").is_file() for arch in ARCHITECTURES)
+    answer = glued(results / study.SEEDS_NOTEBOOK)["seeds_answer"]["text/plain"].strip("'\"")
+    assert "mean ± standard deviation over 2 seeds" in answer
+    intro = BeautifulSoup((html / "index.html").read_text(), "html.parser").get_text(" ")
+    assert answer[:60] in " ".join(intro.split())
 
 
 def test_constant_attribute_predictor_takes_the_mode_of_each_group_per_category():

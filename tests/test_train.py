@@ -276,3 +276,26 @@ def test_resume_drops_log_lines_past_the_checkpoint_and_a_torn_last_line(tmp_pat
     assert log.read_text() == "".join(line + "\n" for line in lines[:3])
     _trim_metrics_log(log, upto_iteration=3)  # a whole log is kept as it is
     assert log.read_text() == "".join(line + "\n" for line in lines[:3])
+
+
+def test_the_training_code_hash_covers_every_module_training_and_evaluation_import():
+    """A module the training run or its evaluation imports decides its result (weights, metrics.json), so it
+    must be in TRAINING_CODE; modules that only record or report (errors, runinfo, visualization) need not."""
+    from fashionseg.train import TRAINING_CODE
+
+    code = (
+        "import sys, fashionseg.train, fashionseg.evaluation.runs; print('\\n'.join(sorted(m.__file__ "
+        "for n, m in sys.modules.items() if n.startswith('fashionseg') and getattr(m, '__file__', None))))"
+    )
+    files = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    package = Path(train_module.__file__).parent
+    exempt = {"__init__.py", "errors.py", "runinfo.py", "visualization.py"}
+    uncovered = [
+        rel
+        for rel in (Path(f).relative_to(package).as_posix() for f in files.split())
+        if rel not in exempt and not any(rel == part or rel.startswith(f"{part}/") for part in TRAINING_CODE)
+    ]
+    assert not uncovered, f"imported by training or evaluation but not in TRAINING_CODE: {uncovered}"
+    # the analyses of saved predictions are not: editing them leaves finished runs reusable
+    analyses = ("evaluation/per_image", "evaluation/bootstrap", "evaluation/attribute_groups")
+    assert not any(part.startswith(analyses) for part in TRAINING_CODE)

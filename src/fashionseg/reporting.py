@@ -1002,6 +1002,46 @@ def failure_table(quality: dict[str, pd.DataFrame], image_ids: Sequence[int]) ->
 TREND_CONTROL = "skirt"  # the planted design keeps the skirt's share flat: the recovery table's control
 
 
+def missed_categories_table(misses: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
+    """Per ground-truth category (rows, most instances first), per backbone: ``missed / instances`` of its
+    validation instances, from :func:`fashionseg.evaluation.per_image.missed_by_category` of each run."""
+    if not misses:
+        return pd.DataFrame()
+    first = next(iter(misses.values()))
+    table = pd.DataFrame(
+        {
+            arch: [f"{int(m.loc[c, 'missed'])}/{int(m.loc[c, 'instances'])}" for c in first.index]
+            for arch, m in misses.items()
+        },
+        index=first.index,
+    )
+    table.insert(0, "instances", first["instances"].astype(int))
+    table = table.sort_values("instances", ascending=False, kind="stable")
+    table.index.name = "category"
+    return table.drop(columns="instances")
+
+
+def missed_categories_text(misses: Mapping[str, pd.DataFrame]) -> str:
+    """Which categories each backbone misses entirely, and its most missed one otherwise (one sentence
+    per backbone, from :func:`fashionseg.evaluation.per_image.missed_by_category`)."""
+    sentences = []
+    for arch, m in misses.items():
+        present = m[m["instances"] > 0]
+        every = [str(c) for c in present.index if present.loc[c, "missed"] == present.loc[c, "instances"]]
+        if every:
+            sentences.append(
+                f"{arch} misses every validation instance of {len(every)} of the {len(present)} "
+                f"categories: {and_list(every)}."
+            )
+        elif len(present):
+            worst = present["missed_share"].astype(float).idxmax()
+            sentences.append(
+                f"{arch} finds at least one instance of every category; it misses most of {worst} "
+                f"({int(present.loc[worst, 'missed'])} of {int(present.loc[worst, 'instances'])})."
+            )
+    return " ".join(sentences)
+
+
 def prediction_counts(report: dict[str, Any], score_threshold: float) -> pd.DataFrame:
     """What a trends prediction run found (its ``report``): images found, predicted, unreadable, without a
     metadata row, metadata rows without an image, detections at ``score_threshold``; one ``count`` column."""

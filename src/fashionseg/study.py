@@ -22,8 +22,10 @@ translates them, so a notebook executed by hand with papermill trains exactly wh
 from __future__ import annotations
 
 import argparse
+import hashlib
 import inspect
 import json
+import re
 import sys
 import time
 from collections.abc import Callable
@@ -190,6 +192,27 @@ class StageResult:
 def preset_name(preset: str) -> str:
     """The results folder name of a preset: the name itself, or a YAML file's stem."""
     return Path(preset).stem if Path(preset).suffix in (".yaml", ".yml") else preset
+
+
+def results_name(preset: str, parameters: dict[str, Any], overrides: dict[str, Any]) -> str:
+    """The results folder name of a study: the preset's name, followed by its ``-p`` values when there are
+    any (``demo-iterations=200-image_size=128``), so that a variation never overwrites the preset's own
+    results (``results/demo`` is the committed demo). Characters other than letters, digits and ``.=,_-``
+    become ``_``; a name longer than 80 characters keeps 60 and a hash of the rest."""
+    values = {**parameters, **overrides}
+    name = preset_name(preset)
+    if values:
+        name += "-" + "-".join(f"{k}={_plain(v)}" for k, v in sorted(values.items()))
+    name = re.sub(r"[^A-Za-z0-9.=,_-]", "_", name)
+    if len(name) > 80:
+        name = f"{name[:60]}-{hashlib.sha256(name.encode()).hexdigest()[:8]}"
+    return name
+
+
+def _plain(value: Any) -> str:
+    if isinstance(value, list | tuple):
+        return ",".join(map(str, value))
+    return str(value)
 
 
 def split_overrides(pairs: list[str]) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -444,7 +467,8 @@ def add_study_arguments(parser: argparse.ArgumentParser) -> None:
         "--preset",
         "-f",
         default="demo",
-        help=f"preset name ({', '.join(list_presets())}) or a YAML file path; results go to RESULTS/<name>",
+        help=f"preset name ({', '.join(list_presets())}) or a YAML file path; results go to RESULTS/<name>, "
+        "or RESULTS/<name>-<the -p values> when -p changes the configuration",
     )
     add_override_argument(
         parser,
@@ -474,7 +498,7 @@ def run_study(args: argparse.Namespace) -> int:
     plan = StudyPlan(
         preset=args.preset,
         archs=parse_archs(args.archs),
-        results=args.results / preset_name(args.preset),
+        results=args.results / results_name(args.preset, named, dotted),
         notebooks=args.notebooks,
         parameters=named,
         overrides=dotted,
@@ -502,7 +526,7 @@ def run_study(args: argparse.Namespace) -> int:
     failed = [r for r in results if r.status == "failed"]
     for r in failed:
         where = (
-            f"after fixing, rebuild it alone: fashionseg book --preset {plan.preset}"
+            f"after fixing, rebuild it alone: fashionseg book --preset {plan.results.name}"
             if r.stage == stage_book
             else f"executed notebook: {r.notebook}"
         )
@@ -512,7 +536,11 @@ def run_study(args: argparse.Namespace) -> int:
 
 def add_book_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--preset", "-f", default=BOOK_PRESET, help="build from RESULTS/<preset>/ (default: demo)"
+        "--preset",
+        "-f",
+        default=BOOK_PRESET,
+        help="build from RESULTS/<preset>/ (default: demo); a study run with -p values wrote to "
+        "RESULTS/<preset>-<values>/: give that folder's name",
     )
     parser.add_argument("--results", type=Path, default=Path("results"), help="results folder")
 

@@ -117,16 +117,25 @@ def _param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict[str,
     return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
 
 
-# the package's parts that decide what a training run produces: a change to any of them makes a finished
-# run stale (fashionseg study retrains it), a change elsewhere (app, trends, book) does not
+# the package's parts that decide what a training run produces (its weights, log, metrics.json and learning
+# curve): a change to any of them makes a finished run stale (fashionseg study retrains it), a change
+# elsewhere does not: the app, trends, book, and the analyses of saved predictions (evaluation's per_image,
+# bootstrap and attribute_groups, read by the notebooks after training)
 TRAINING_CODE = (
     "config.py",
     "checkpoint.py",
     "precision.py",
+    "distributed.py",
     "train.py",
     "data",
     "models",
-    "evaluation",
+    "predict.py",
+    "structures.py",
+    "evaluation/__init__.py",
+    "evaluation/attribute_ap.py",
+    "evaluation/coco.py",
+    "evaluation/results.py",
+    "evaluation/runs.py",
     "presets",
 )
 
