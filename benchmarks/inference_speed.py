@@ -8,12 +8,17 @@ it. This prints both, for the same trained models (``results/<preset>/<arch>/mod
 
     python benchmarks/inference_speed.py                          # results/demo, batch 1, all threads
     python benchmarks/inference_speed.py --batch 4 --threads 1 --images 20
+    python benchmarks/inference_speed.py --out results/demo/inference_speed.json   # for 03_compare
+
+With ``--out`` the numbers and their conditions are also written as JSON, which ``03_compare`` reads into
+the book's speed section (:func:`fashionseg.reporting.inference_speed_text`).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import platform
 import statistics
 import time
 from pathlib import Path
@@ -61,6 +66,7 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=1)
     parser.add_argument("--warmup", type=int, default=2, help="batches run before timing")
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
+    parser.add_argument("--out", type=Path, help="also write the numbers and conditions to this JSON file")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
@@ -95,6 +101,31 @@ def main() -> None:
     print(f"{'arch':8} {'setting':11} {'proposals':>9} {'max det':>7} {'ms/image':>9} {'det/image':>9}")
     for arch, setting, proposals, max_det, ms, detections in rows:
         print(f"{arch:8} {setting:11} {proposals:9d} {max_det:7d} {ms:9.0f} {detections:9.1f}")
+    if args.out:
+        from fashionseg.precision import cpu_kind
+
+        record = {
+            "batch": args.batch,
+            "threads": args.threads,
+            "warmup_batches": args.warmup,
+            "images": args.images,
+            "precision": precision,
+            "cpu": cpu_kind().get("model") or platform.processor(),
+            "date": time.strftime("%Y-%m-%d"),
+            "rows": [
+                {
+                    "arch": arch,
+                    "setting": setting,
+                    "proposals": proposals,
+                    "max_detections": max_det,
+                    "ms_per_image": ms,
+                    "detections_per_image": detections,
+                }
+                for arch, setting, proposals, max_det, ms, detections in rows
+            ],
+        }
+        args.out.write_text(json.dumps(record, indent=1) + "\n")
+        print(f"written: {args.out}")
 
 
 if __name__ == "__main__":

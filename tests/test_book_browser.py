@@ -158,3 +158,45 @@ def test_internal_links_resolve(served_book, page):
                     broken.append(target)
     assert len([u for u in seen if u.endswith(".html")]) >= 10
     assert not broken, f"internal links that do not resolve: {broken}"
+
+
+# what a reader must never see on a page: an error, a raw glue role, a placeholder
+UNFINISHED = (
+    "Traceback (most recent call last)",
+    "Error:",
+    "glue:text",
+    "{glue",
+    "TODO",
+    "TBD",
+    "Lorem ipsum",
+)
+
+
+def test_every_page_reads_clean_in_a_browser(served_book, page):
+    """Each page of the built book opened in Chromium: no error output, unresolved glue or placeholder, no
+    empty cell output; a full-page screenshot of each is kept in _build/screenshots/ for a reader of the
+    test run to look at."""
+    base, _ = served_book
+    shots = Path(__file__).resolve().parents[1] / "_build" / "screenshots"
+    shots.mkdir(parents=True, exist_ok=True)
+    page.goto(base + "book/intro.html")
+    pages = page.eval_on_selector_all(
+        "nav.bd-links a.reference.internal", "as => [...new Set(as.map(a => a.href.split('#')[0]))]"
+    )
+    assert len(pages) >= 12, pages  # the table of contents: every chapter and notebook page
+    problems = []
+    for url in [base + "book/intro.html", *pages]:
+        response = page.goto(url)
+        assert response is not None and response.ok, url
+        page.wait_for_load_state("load")
+        name = url.removeprefix(base).replace("/", "_").removesuffix(".html")
+        page.screenshot(path=str(shots / f"{name}.png"), full_page=True)
+        text = page.inner_text("main")
+        problems += [f"{name}: {token!r}" for token in UNFINISHED if token in text]
+        empty = page.eval_on_selector_all(
+            "main .cell_output",
+            "os => os.filter(o => !o.innerText.trim() && !o.querySelector('img, svg, table')).length",
+        )
+        if empty:
+            problems.append(f"{name}: {empty} empty cell output(s)")
+    assert not problems, problems

@@ -168,7 +168,7 @@ def test_the_readings_caveats_come_from_the_runs_configurations(tmp_path):
         _config_run(tmp_path / "1x", arch, one_x_like)
 
     demo = reporting.limits_reading(reporting.read_run_configs(tmp_path / "demo", ["R50-FPN", "R50-C4"]))
-    assert "One run per backbone (seed 0)" in demo
+    assert "One run per backbone here (seed 0)" in demo
     assert (
         "The schedule is short, 300 iterations (the seed trained 1000, detectron2's 1x schedule 90000)"
         in demo
@@ -179,7 +179,7 @@ def test_the_readings_caveats_come_from_the_runs_configurations(tmp_path):
     one_x = reporting.limits_reading(
         reporting.read_run_configs(tmp_path / "1x", ["R50-FPN", "R50-C4", "R50-DC5"])
     )
-    assert "One run per backbone (seed 3)" in one_x
+    assert "One run per backbone here (seed 3)" in one_x
     assert "The schedule is detectron2's 1x or longer, 90000 iterations" in one_x
     assert "short" not in one_x and "Synthetic" not in one_x and "scratch" not in one_x
     assert "Timings depend on the device" in one_x and "Timings depend on the device" in demo
@@ -224,3 +224,32 @@ def test_the_comparison_without_a_finished_run_says_what_to_run_first(tmp_path):
     root = Path(__file__).resolve().parents[1] / "notebooks"
     for name in ("03_compare.ipynb", "04_qualitative.ipynb"):
         assert "reporting.finished_runs(results_dir, archs" in (root / name).read_text(), name
+
+
+def test_inference_at_detectron2s_counts_is_read_from_the_benchmark_file(tmp_path):
+    assert "was not measured for these runs" in reporting.inference_speed_text(tmp_path)
+    rows = [
+        {"arch": "R50-C4", "setting": "demo", "proposals": 50, "max_detections": 50, "ms_per_image": 200.0},
+        {
+            "arch": "R50-C4",
+            "setting": "detectron2",
+            "proposals": 1000,
+            "max_detections": 100,
+            "ms_per_image": 900.0,
+        },
+    ]
+    record = {
+        "batch": 1,
+        "threads": 2,
+        "warmup_batches": 2,
+        "images": 24,
+        "precision": "fp32",
+        "cpu": "X",
+        "date": "2026-12-02",
+        "rows": rows,
+    }
+    (tmp_path / reporting.INFERENCE_SPEED_FILE).write_text(json.dumps(record))
+    text = reporting.inference_speed_text(tmp_path)
+    assert "(1000 proposals, at most 100 detections an image)" in text
+    assert "R50-C4 900 ms/image at 1000 proposals against 200 at the demo's 50 (4.5x)" in text
+    assert "batch 1, 2 threads, 2 warm-up batches, the median over 24 validation images, fp32" in text

@@ -485,6 +485,43 @@ def count_text(conditions: pd.DataFrame, column: str) -> str:
     return and_list([f"{value} ({', '.join(map(str, archs))})" for value, archs in groups.items()])
 
 
+INFERENCE_SPEED_FILE = "inference_speed.json"  # written by benchmarks/inference_speed.py --out
+
+
+def inference_speed_text(results_dir: str | Path) -> str:
+    """Inference time at the demo's test proposal counts and at detectron2's, from the results folder's
+    ``inference_speed.json`` (``benchmarks/inference_speed.py --out``), with what it was measured under; or
+    how to measure it when the file is not there. One paragraph."""
+    path = Path(results_dir) / INFERENCE_SPEED_FILE
+    if not path.is_file():
+        return (
+            "Inference at detectron2's test proposal counts was not measured for these runs: "
+            f"`python benchmarks/inference_speed.py --results {results_dir} --out {path}` measures it."
+        )
+    record = json.loads(path.read_text())
+    by_arch: dict[str, dict[str, dict[str, Any]]] = {}
+    for row in record["rows"]:
+        by_arch.setdefault(row["arch"], {})[row["setting"]] = row
+    parts, counts = [], ""
+    for arch, settings in by_arch.items():
+        demo, d2 = settings.get("demo"), settings.get("detectron2")
+        if demo and d2:
+            parts.append(
+                f"{arch} {d2['ms_per_image']:.0f} ms/image at {d2['proposals']} proposals against "
+                f"{demo['ms_per_image']:.0f} at the demo's {demo['proposals']} "
+                f"({d2['ms_per_image'] / demo['ms_per_image']:.1f}x)"
+            )
+            counts = f" ({d2['proposals']} proposals, at most {d2['max_detections']} detections an image)"
+    return (
+        f"At detectron2's test counts{counts} against the demo's: "
+        + "; ".join(parts)
+        + f". Measured by `benchmarks/inference_speed.py` on the trained models ({record['cpu']}, "
+        f"{record['date']}): batch {record['batch']}, {record['threads']} threads, "
+        f"{record['warmup_batches']} warm-up batches, the median over {record['images']} validation images, "
+        f"{record['precision']}."
+    )
+
+
 def speed_note(conditions: pd.DataFrame) -> str:
     """How the timings of :func:`speed_table` were measured and what the demo's counts do to them, in one
     paragraph of plain text (to paste with glue), from :func:`speed_conditions`."""
@@ -819,8 +856,8 @@ def limits_reading(configs: Mapping[str, RunConfig]) -> str:
     if cfgs:
         seeds = _values_text([c.seed for c in cfgs])
         text.append(
-            f"One run per backbone (seed {seeds}): differences of a few AP points may not survive another "
-            "seed."
+            f"One run per backbone here (seed {seeds}): differences of a few AP points may not survive "
+            "another seed; the seeds notebook (06_seeds) sets them against the spread of several."
         )
         iterations = [c.solver.max_iter for c in cfgs]
         schedule = (
