@@ -253,3 +253,23 @@ def test_inference_at_detectron2s_counts_is_read_from_the_benchmark_file(tmp_pat
     assert "(1000 proposals, at most 100 detections an image)" in text
     assert "R50-C4 900 ms/image at 1000 proposals against 200 at the demo's 50 (4.5x)" in text
     assert "batch 1, 2 threads, 2 warm-up batches, the median over 24 validation images, fp32" in text
+
+
+def test_missed_categories_are_named_per_backbone():
+    index = pd.Index(["top, t-shirt, sweatshirt", "sleeve"], name="category")
+
+    def misses_of(missed: list[int]) -> pd.DataFrame:
+        shares = [m / n for m, n in zip(missed, [4, 2], strict=True)]
+        return pd.DataFrame({"instances": [4, 2], "missed": missed, "missed_share": shares}, index=index)
+
+    misses = {"R50-FPN": misses_of([1, 2]), "R50-C4": misses_of([4, 2]), "R50-DC5": misses_of([3, 0])}
+    table = reporting.missed_categories_table(misses)
+    assert table.loc["top, t-shirt, sweatshirt"].tolist() == ["1/4", "4/4", "3/4"]
+    assert list(table.index) == ["top, t-shirt, sweatshirt", "sleeve"]  # most instances first
+    text = reporting.missed_categories_text(misses)
+    assert "R50-FPN misses every validation instance of 1 of the 2 categories: “sleeve”." in text
+    assert (
+        "R50-C4 misses every validation instance of all 2 categories: "
+        "“top, t-shirt, sweatshirt” and “sleeve”."
+    ) in text
+    assert "it misses most of “top, t-shirt, sweatshirt” (3 of 4)." in text

@@ -877,7 +877,7 @@ def test_book_builds_from_a_tiny_study(tmp_path_factory, synthetic_root):
     assert all((results / "seed-1" / arch / "metrics.json").is_file() for arch in ARCHITECTURES)
     answer = glued(results / study.SEEDS_NOTEBOOK)["seeds_answer"]["text/plain"].strip("'\"")
     assert "mean ± standard deviation over 2 seeds" in answer
-    intro = BeautifulSoup((html / "index.html").read_text(), "html.parser").get_text(" ")
+    intro = BeautifulSoup((html / "book" / "intro.html").read_text(), "html.parser").get_text(" ")
     assert answer[:60] in " ".join(intro.split())
 
 

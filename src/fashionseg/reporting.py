@@ -496,7 +496,7 @@ def inference_speed_text(results_dir: str | Path) -> str:
     if not path.is_file():
         return (
             "Inference at detectron2's test proposal counts was not measured for these runs: "
-            f"`python benchmarks/inference_speed.py --results {results_dir} --out {path}` measures it."
+            f"python benchmarks/inference_speed.py --results {results_dir} --out {path} measures it."
         )
     record = json.loads(path.read_text())
     by_arch: dict[str, dict[str, dict[str, Any]]] = {}
@@ -515,7 +515,7 @@ def inference_speed_text(results_dir: str | Path) -> str:
     return (
         f"At detectron2's test counts{counts} against the demo's: "
         + "; ".join(parts)
-        + f". Measured by `benchmarks/inference_speed.py` on the trained models ({record['cpu']}, "
+        + f". Measured by benchmarks/inference_speed.py on the trained models ({record['cpu']}, "
         f"{record['date']}): batch {record['batch']}, {record['threads']} threads, "
         f"{record['warmup_batches']} warm-up batches, the median over {record['images']} validation images, "
         f"{record['precision']}."
@@ -1064,16 +1064,18 @@ def missed_categories_text(misses: Mapping[str, pd.DataFrame]) -> str:
     sentences = []
     for arch, m in misses.items():
         present = m[m["instances"] > 0]
-        every = [str(c) for c in present.index if present.loc[c, "missed"] == present.loc[c, "instances"]]
+        every = [f"“{c}”" for c in present.index if present.loc[c, "missed"] == present.loc[c, "instances"]]
         if every:
+            share = (
+                f"all {len(present)}" if len(every) == len(present) else f"{len(every)} of the {len(present)}"
+            )
             sentences.append(
-                f"{arch} misses every validation instance of {len(every)} of the {len(present)} "
-                f"categories: {and_list(every)}."
+                f"{arch} misses every validation instance of {share} categories: {and_list(every)}."
             )
         elif len(present):
             worst = present["missed_share"].astype(float).idxmax()
             sentences.append(
-                f"{arch} finds at least one instance of every category; it misses most of {worst} "
+                f"{arch} finds at least one instance of every category; it misses most of “{worst}” "
                 f"({int(present.loc[worst, 'missed'])} of {int(present.loc[worst, 'instances'])})."
             )
     return " ".join(sentences)
