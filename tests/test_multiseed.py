@@ -141,7 +141,7 @@ def test_the_seeds_claims_are_checked_against_the_runs():
     one = _table({"R50-FPN": [2.0], "R50-C4": [1.0]}, train_s_per_iter={"R50-FPN": [0.5], "R50-C4": [1.0]})
     timed = one[["mask_AP"]].rename(columns={"mask_AP": "segm_AP"})
     answer = multiseed.answer_text(one, multiseed.pairwise_differences(one), timed, 60.0)
-    assert "With one seed no seed-to-seed spread was measured" in answer
+    assert "R50-FPN 2.0; R50-C4 1.0 (one seed). With one seed no seed-to-seed spread was measured" in answer
 
 
 def test_equal_time_reads_each_run_at_the_fastest_backbones_end(tmp_path):

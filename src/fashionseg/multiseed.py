@@ -442,7 +442,7 @@ def answer_text(
     text = (
         f"At equal iterations the most accurate backbone is {best}: mask AP "
         + "; ".join(f"{a} {mean_sd_text(acc.loc[a])}" for a in ranked)
-        + f" (mean ± standard deviation over {seeds} seed{'s' if seeds != 1 else ''}). "
+        + (f" (mean ± standard deviation over {seeds} seeds). " if seeds > 1 else " (one seed). ")
     )
     if seeds < 2:
         text += "With one seed no seed-to-seed spread was measured, so no difference is shown to exceed it. "
