@@ -98,6 +98,8 @@ def test_a_difference_exceeds_the_spread_only_when_larger_than_both_ranges():
     tied = multiseed.pairwise_differences(_table({"R50-FPN": [4.0, 4.02], "R50-C4": [4.01, 4.0]}))
     assert tied.iloc[0]["verdict"] == "tied"
     assert "exceeds the seed spread (largest seed range 2.0)" in multiseed.pairwise_text(pairs)
+    alone = multiseed.pairwise_differences(_table({"R50-FPN": [4.0, 5.0]}))
+    assert multiseed.pairwise_text(alone) == "No pair of backbones to compare: the runs are of one backbone."
 
 
 def test_claim_verdicts_follow_the_data():
@@ -128,6 +130,11 @@ def test_the_seeds_claims_are_checked_against_the_runs():
     assert claims["at a small number of iterations FPN is less accurate than C4 and DC5"] == "supported"
     assert claims["C4 is the most accurate (its Table I: C4 > DC5 > FPN)"] == "supported"
     assert "at equal time R50-C4 leads" in claims.iloc[-1]
+    assert multiseed.claims_text(multiseed.claims_table(table, equal_time, 600.0)).startswith(
+        "claim 1: supported;"
+    )
+    alone = multiseed.claims_table(table.loc[["R50-FPN"]], equal_time.loc[["R50-FPN"]], 600.0)
+    assert multiseed.claims_text(alone).startswith("No claim of the seed study is checked here")
 
     table, equal_time = _claims_inputs([6.0, 6.1, 6.2], [5.0, 5.1, 5.2], [3.0, 3.1, 3.2])
     claims = multiseed.claims_table(table, equal_time, 600.0).set_index("the seed's claim")["verdict"]

@@ -182,6 +182,8 @@ def pairwise_differences(table: pd.DataFrame, column: str = "mask_AP", decimals:
 
 def pairwise_text(pairs: pd.DataFrame, metric: str = "mask AP", decimals: int = 1) -> str:
     """One sentence per pair: ``R50-FPN - R50-C4: 3.0 mask AP, exceeds the seed spread (range 0.8).``"""
+    if pairs.empty:
+        return "No pair of backbones to compare: the runs are of one backbone."
     lines = []
     for pair, row in pairs.iterrows():
         noise = (
@@ -424,6 +426,13 @@ def claims_table(table: pd.DataFrame, equal_time: pd.DataFrame, budget_seconds: 
     out = pd.DataFrame(rows)
     out.index = pd.RangeIndex(1, len(out) + 1, name="claim")
     return out
+
+
+def claims_text(claims: pd.DataFrame) -> str:
+    """The verdicts of :func:`claims_table` in one line, or why no claim was checked."""
+    if claims.empty:
+        return "No claim of the seed study is checked here: that needs R50-FPN's runs and another backbone's."
+    return "; ".join(f"claim {i}: {v}" for i, v in claims["verdict"].items()) + "."
 
 
 def answer_text(
