@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import io
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -92,22 +92,9 @@ def bootstrap_ap(
     """
     if iou_type not in IOU_TYPES:
         raise FashionsegError(f"iou_type {iou_type!r} is not one of {', '.join(IOU_TYPES)}")
-    if isinstance(resamples, bool) or not isinstance(resamples, int) or resamples < 1:
-        raise FashionsegError(f"resamples {resamples!r} must be an integer >= 1")
-    if not 0 < level < 1:
-        raise FashionsegError(f"level {level!r} must lie strictly between 0 and 1 (e.g. 0.95)")
+    _check_resampling(resamples, level)
     evaluated = evaluate_images(gt, predictions, iou_type)
-    images = evaluated.images
-    estimate = weighted_ap(evaluated, np.ones((1, images)))[0]
-    if np.isnan(estimate):
-        return BootstrapInterval(None, None, None, level, resamples, images)
-    weights = np.random.default_rng(seed).multinomial(images, np.full(images, 1 / images), size=resamples)
-    aps = weighted_ap(evaluated, weights)
-    aps = aps[~np.isnan(aps)]
-    if not aps.size:
-        return BootstrapInterval(float(estimate), None, None, level, resamples, images)
-    low, high = np.percentile(aps, [50 * (1 - level), 50 * (1 + level)])
-    return BootstrapInterval(float(estimate), float(low), float(high), level, resamples, images)
+    return _percentile_interval(lambda w: weighted_ap(evaluated, w), evaluated.images, resamples, level, seed)
 
 
 def paired_difference(
@@ -126,21 +113,35 @@ def paired_difference(
             f"the two evaluations cover {first.images} and {second.images} images: a paired interval "
             "needs both models evaluated on the same ground truth"
         )
+    _check_resampling(resamples, level)
+
+    def difference(weights: np.ndarray) -> np.ndarray:
+        return weighted_ap(first, weights) - weighted_ap(second, weights)
+
+    return _percentile_interval(difference, first.images, resamples, level, seed)
+
+
+def _check_resampling(resamples: int, level: float) -> None:
     if isinstance(resamples, bool) or not isinstance(resamples, int) or resamples < 1:
         raise FashionsegError(f"resamples {resamples!r} must be an integer >= 1")
     if not 0 < level < 1:
         raise FashionsegError(f"level {level!r} must lie strictly between 0 and 1 (e.g. 0.95)")
-    images = first.images
-    ones = np.ones((1, images))
-    estimate = weighted_ap(first, ones)[0] - weighted_ap(second, ones)[0]
+
+
+def _percentile_interval(
+    statistic: Callable[[np.ndarray], np.ndarray], images: int, resamples: int, level: float, seed: int
+) -> BootstrapInterval:
+    """``statistic`` (image weights [B, I] -> values [B], NaN where undefined) at unit weights, with the
+    percentile interval of its values over ``resamples`` multinomial resamples of the ``images``."""
+    estimate = statistic(np.ones((1, images)))[0]
     if np.isnan(estimate):
         return BootstrapInterval(None, None, None, level, resamples, images)
     weights = np.random.default_rng(seed).multinomial(images, np.full(images, 1 / images), size=resamples)
-    differences = weighted_ap(first, weights) - weighted_ap(second, weights)
-    differences = differences[~np.isnan(differences)]
-    if not differences.size:
+    values = statistic(weights)
+    values = values[~np.isnan(values)]
+    if not values.size:
         return BootstrapInterval(float(estimate), None, None, level, resamples, images)
-    low, high = np.percentile(differences, [50 * (1 - level), 50 * (1 + level)])
+    low, high = np.percentile(values, [50 * (1 - level), 50 * (1 + level)])
     return BootstrapInterval(float(estimate), float(low), float(high), level, resamples, images)
 
 
