@@ -50,8 +50,8 @@ from fashionseg.evaluation.coco import COCO_KEYS
 TOLERANCE = 0.0  # every number is the official tool's float, not just close to it
 GOAL = 50.0  # speed-up over the official FPEval on every timed workload
 
-# Runs inside the official tool's environment: argv = gt, predictions, output, iou types (comma separated),
-# repeats. FPEval is timed per repeat (box and mask together); pycocotools' COCOeval is the COCO reference.
+# Runs inside the official tool's environment: argv = gt, predictions, output, iou types (comma separated).
+# One timed run: FPEval (box and mask together), then pycocotools' COCOeval, the COCO reference.
 OFFICIAL_RUNNER = r"""
 import contextlib, io, json, sys, time
 import numpy as np
@@ -61,47 +61,46 @@ from pycocotools.cocoeval import COCOeval
 from fashionpedia.fp import Fashionpedia
 from fashionpedia.fp_eval import FPEval
 
-gt_path, pred_path, out_path, iou_types, repeats = sys.argv[1:6]
-out = {"fpeval_seconds": [], "cocoeval_seconds": []}
-for _ in range(int(repeats)):
-    wall = cpu = coco_wall = coco_cpu = 0.0
-    for iou_type in iou_types.split(","):
-        tic, tic_cpu = time.perf_counter(), time.process_time()
-        preds = json.load(open(pred_path))
-        if iou_type == "segm":  # mask area, not box area, for the area ranges (as fashionseg and detectron2)
-            preds = [{k: v for k, v in p.items() if k != "bbox"} for p in preds]
-        with contextlib.redirect_stdout(io.StringIO()):
-            fp_gt = Fashionpedia(gt_path)
-            fp_eval = FPEval(fp_gt, fp_gt.loadRes([dict(p) for p in preds]), iou_type)
-            fp_eval.run()
-            fp_eval.summarize_class()
-        wall, cpu = wall + time.perf_counter() - tic, cpu + time.process_time() - tic_cpu
-        tic, tic_cpu = time.perf_counter(), time.process_time()
-        with contextlib.redirect_stdout(io.StringIO()):
-            coco_gt = COCO(gt_path)
-            coco_eval = COCOeval(coco_gt, coco_gt.loadRes([dict(p) for p in preds]), iou_type)
-            coco_eval.evaluate()
-            coco_eval.accumulate()
-            coco_eval.summarize()
-        coco_wall += time.perf_counter() - tic
-        coco_cpu += time.process_time() - tic_cpu
-        precision = coco_eval.eval["precision"][:, :, :, 0, -1]
-        per_category = {}
-        for k, cat_id in enumerate(coco_eval.params.catIds):
-            values = precision[:, :, k]
-            per_category[coco_gt.cats[cat_id]["name"]] = (
-                float(np.mean(values[values > -1])) if np.any(values > -1) else -1.0
-            )
-        out[iou_type] = {
-            "iou_f1": fp_eval.results,
-            "iou": fp_eval.resultDet,
-            "f1": fp_eval.resultF1,
-            "per_class": fp_eval.results_per_class,
-            "coco": [float(x) for x in coco_eval.stats[:6]],
-            "coco_per_category": per_category,
-        }
-    out["fpeval_seconds"].append([wall, cpu])
-    out["cocoeval_seconds"].append([coco_wall, coco_cpu])
+gt_path, pred_path, out_path, iou_types = sys.argv[1:5]
+out = {}
+wall = cpu = coco_wall = coco_cpu = 0.0
+for iou_type in iou_types.split(","):
+    tic, tic_cpu = time.perf_counter(), time.process_time()
+    preds = json.load(open(pred_path))
+    if iou_type == "segm":  # mask area, not box area, for the area ranges (as fashionseg and detectron2)
+        preds = [{k: v for k, v in p.items() if k != "bbox"} for p in preds]
+    with contextlib.redirect_stdout(io.StringIO()):
+        fp_gt = Fashionpedia(gt_path)
+        fp_eval = FPEval(fp_gt, fp_gt.loadRes([dict(p) for p in preds]), iou_type)
+        fp_eval.run()
+        fp_eval.summarize_class()
+    wall, cpu = wall + time.perf_counter() - tic, cpu + time.process_time() - tic_cpu
+    tic, tic_cpu = time.perf_counter(), time.process_time()
+    with contextlib.redirect_stdout(io.StringIO()):
+        coco_gt = COCO(gt_path)
+        coco_eval = COCOeval(coco_gt, coco_gt.loadRes([dict(p) for p in preds]), iou_type)
+        coco_eval.evaluate()
+        coco_eval.accumulate()
+        coco_eval.summarize()
+    coco_wall += time.perf_counter() - tic
+    coco_cpu += time.process_time() - tic_cpu
+    precision = coco_eval.eval["precision"][:, :, :, 0, -1]
+    per_category = {}
+    for k, cat_id in enumerate(coco_eval.params.catIds):
+        values = precision[:, :, k]
+        per_category[coco_gt.cats[cat_id]["name"]] = (
+            float(np.mean(values[values > -1])) if np.any(values > -1) else -1.0
+        )
+    out[iou_type] = {
+        "iou_f1": fp_eval.results,
+        "iou": fp_eval.resultDet,
+        "f1": fp_eval.resultF1,
+        "per_class": fp_eval.results_per_class,
+        "coco": [float(x) for x in coco_eval.stats[:6]],
+        "coco_per_category": per_category,
+    }
+out["fpeval_seconds"] = [wall, cpu]
+out["cocoeval_seconds"] = [coco_wall, coco_cpu]
 json.dump(out, open(out_path, "w"), default=float)
 """
 
@@ -311,14 +310,16 @@ def _ellipse_polygon(box: list[float]) -> list[float]:
     ]
 
 
-def timed(work: Callable[..., Any], *args: Any, repeat: int = 1) -> tuple[float, float]:
-    """Median (wall, CPU) seconds of ``repeat`` calls; CPU time is the steadier number on a shared machine."""
-    runs = []
-    for _ in range(repeat):
-        tic, cpu = time.perf_counter(), time.process_time()
-        work(*args)
-        runs.append((time.perf_counter() - tic, time.process_time() - cpu))
-    return float(np.median([r[0] for r in runs])), float(np.median([r[1] for r in runs]))
+def timed(work: Callable[..., Any], *args: Any) -> tuple[float, float]:
+    """(wall, CPU) seconds of one call; CPU time is the steadier number on a shared machine."""
+    tic, cpu = time.perf_counter(), time.process_time()
+    work(*args)
+    return time.perf_counter() - tic, time.process_time() - cpu
+
+
+def median_seconds(runs: list[tuple[float, float]], scale: float = 1.0) -> tuple[float, float]:
+    """The median wall and the median CPU seconds of ``runs``, times ``scale``."""
+    return tuple(float(np.median([run[i] for run in runs])) * scale for i in (0, 1))
 
 
 def write_files(
@@ -331,10 +332,11 @@ def write_files(
 
 
 def run_official(
-    python: str, gt_path: Path, pred_path: Path, iou_types: tuple[str, ...], out: Path, repeat: int
+    python: str, gt_path: Path, pred_path: Path, iou_types: tuple[str, ...], out: Path
 ) -> dict[str, Any]:
+    """One timed run of the official tool: its metrics, and FPEval's and COCOeval's (wall, CPU) seconds."""
     command = [python, "-c", OFFICIAL_RUNNER, str(gt_path), str(pred_path), str(out), ",".join(iou_types)]
-    subprocess.run([*command, str(repeat)], check=True)
+    subprocess.run(command, check=True)
     return json.loads(out.read_text())
 
 
@@ -462,30 +464,32 @@ def main() -> int:
         # Rounds of one official run then one of ours, so that both sides' times are taken in the same
         # stretch of the machine's time: on a shared virtual machine the speed of the same code drifts by
         # up to 1.7x over minutes, and timing all of one side before the other measured that drift.
-        official: dict[str, Any] = {"fpeval_seconds": [], "cocoeval_seconds": []}
-        ours_runs: list[tuple[float, float]] = []
+        fpeval_runs, cocoeval_runs, ours_runs = [], [], []
         for _ in range(args.repeat if workload.timed else 1):
-            one = run_official(
-                args.official_python, *checked_paths, iou_types, work / f"{name}_official.json", 1
+            official = run_official(
+                args.official_python, *checked_paths, iou_types, work / f"{name}_official.json"
             )
-            official |= {k: v for k, v in one.items() if not k.endswith("_seconds")}
-            for key in ("fpeval_seconds", "cocoeval_seconds"):
-                official[key] += one[key]
+            fpeval_runs.append(official["fpeval_seconds"])
+            cocoeval_runs.append(official["cocoeval_seconds"])
             if workload.timed:
                 ours_runs.append(timed(evaluate, *full_paths, iou_types, None, False))
         ours = evaluate(*checked_paths, iou_types, show_progress=False)
         rows += [(name, group, n, worst) for group, (n, worst) in compare(ours, official, iou_types).items()]
         if workload.timed:
             scale = num_images / num_checked
-            medians = {
-                key: tuple(float(np.median([run[i] for run in official[key]])) * scale for i in (0, 1))
-                for key in ("fpeval_seconds", "cocoeval_seconds")
-            }
-            ours_seconds = tuple(float(np.median([run[i] for run in ours_runs])) for i in (0, 1))
-            rounds = [o[0] * scale / m[0] for o, m in zip(official["fpeval_seconds"], ours_runs, strict=True)]
+            rounds = [o[0] * scale / m[0] for o, m in zip(fpeval_runs, ours_runs, strict=True)]
             extrapolated = scale if num_checked < num_images else None
-            official_seconds = medians["fpeval_seconds"], medians["cocoeval_seconds"]
-            timings.append(Timing(name, sizes, *official_seconds, ours_seconds, extrapolated, rounds))
+            timings.append(
+                Timing(
+                    name,
+                    sizes,
+                    median_seconds(fpeval_runs, scale),
+                    median_seconds(cocoeval_runs, scale),
+                    median_seconds(ours_runs),
+                    extrapolated,
+                    rounds,
+                )
+            )
 
     print(f"\nEvery key against the official tool (x100), tolerance {TOLERANCE:g}:")
     print(f"{'workload':9} {'keys':22} {'compared':>8} {'max |diff|':>12}")
