@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PRESET ?= demo
 
-.PHONY: help install study study-seeds test test-training test-fast lint format book clean
+.PHONY: help install pretrain study study-seeds test test-training test-fast lint format book clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -17,6 +17,9 @@ $(STAMP): pyproject.toml
 	@touch $(STAMP)
 
 install: $(STAMP)  ## create .venv and install fashionseg with torch 2.14.1 / torchvision 0.29.1
+
+pretrain: $(STAMP)  ## pretrain the ResNet-50 trunk the study fine-tunes (weights/; about an hour; resumes if killed)
+	$(BIN)/fashionseg pretrain
 
 study: $(STAMP)  ## train and evaluate the three backbones on the embedded data, then build the book
 	$(BIN)/fashionseg study --preset $(PRESET)

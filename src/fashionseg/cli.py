@@ -29,6 +29,12 @@ SUBCOMMANDS: dict[str, tuple[str, str, str, str]] = {
         "run",
         "train one backbone (R50-FPN, R50-C4, R50-DC5) from a preset",
     ),
+    "pretrain": (
+        "fashionseg.pretrain",
+        "add_arguments",
+        "run",
+        "pretrain the ResNet-50 trunk that the demo study fine-tunes (weights/r50-gn-trunk.safetensors)",
+    ),
     "predict": (
         "fashionseg.predict",
         "add_arguments",

@@ -66,7 +66,7 @@ class ModelConfig:
 
     arch: str = "R50-FPN"
     depth: int = 50
-    weights: str = "none"  # none | imagenet | coco | path to a fashionseg checkpoint
+    weights: str = "none"  # none | trunk | imagenet | coco | path of a .safetensors trunk or a checkpoint
     norm: str = "auto"  # auto (frozen BN with pretrained weights, BN from scratch) | frozen_bn | bn | gn
     head_norm: str = "none"  # none | gn: GroupNorm in the FPN and the mask-head convs (from-scratch recipe)
     trainable_backbone_layers: int = 3

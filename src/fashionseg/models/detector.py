@@ -35,6 +35,7 @@ from fashionseg.models.backbones import (
     stage_channels,
 )
 from fashionseg.models.roi_heads import AttributeRoIHeads, Res5RoIHeads, SingleLevelRoIAlign
+from fashionseg.models.trunk import is_trunk, load_into_resnet, load_trunk
 from fashionseg.models.weights import load_checkpoint_state, load_matching, load_torchvision_state
 
 FPN_LEVELS = ["0", "1", "2", "3"]
@@ -240,30 +241,38 @@ def build_model(cfg: ModelConfig, labels: LabelSpace, *, min_size: int, max_size
 
     ``cfg.depth`` swaps the ResNet (18/34/50/101) inside the same architecture family: "R50-C4" with
     depth 101 is detectron2's R101-C4. ``cfg.weights``: ``none`` (random init, every stage trainable),
-    ``imagenet`` (torchvision's ResNet weights for the backbone), ``coco`` (torchvision's COCO Mask R-CNN;
-    R50-FPN, depth 50 only; label-specific predictors re-initialised) or the path of a fashionseg
-    checkpoint. With pretrained weights the first ``5 - cfg.trainable_backbone_layers`` ResNet stages are
-    frozen. ``min_size``/``max_size`` (the run's ``data.min_size``/``data.max_size``) set the internal
-    resize (a no-op for images already at that size).
+    ``trunk`` (the project's pretrained ResNet, :mod:`fashionseg.models.trunk`; or the path of another
+    ``.safetensors`` trunk), ``imagenet`` (torchvision's ResNet weights for the backbone), ``coco``
+    (torchvision's COCO Mask R-CNN; R50-FPN, depth 50 only; label-specific predictors re-initialised) or the
+    path of a fashionseg checkpoint. With pretrained weights the first ``5 - cfg.trainable_backbone_layers``
+    ResNet stages are frozen. ``min_size``/``max_size`` (the run's ``data.min_size``/``data.max_size``) set
+    the internal resize (a no-op for images already at that size).
     """
     if cfg.arch not in ARCHITECTURES:
         raise FashionsegError(
             f"model.arch={cfg.arch!r} is not an architecture; valid: {', '.join(ARCHITECTURES)}"
         )
-    # A fashionseg checkpoint is read first: a wrong path fails before the (slow) model is built.
-    checkpoint_state = None if cfg.weights in WEIGHT_NAMES else load_checkpoint_state(cfg.weights)
+    trunk = is_trunk(cfg.weights)
+    # Weight files are read and checked first: a wrong path fails before the (slow) model is built.
+    checkpoint_state = None if cfg.weights in WEIGHT_NAMES or trunk else load_checkpoint_state(cfg.weights)
     if cfg.weights == "coco" and (cfg.arch != "R50-FPN" or cfg.depth != 50):
         raise FashionsegError(
             f"weights=coco exists only for R50-FPN with depth 50 (torchvision's maskrcnn_resnet50_fpn), "
             f"not model.arch={cfg.arch} with model.depth={cfg.depth}; use weights=imagenet instead"
         )
     pretrained = cfg.weights != "none"
+    norm = "gn" if trunk and cfg.norm == "auto" else resolve_norm(cfg.norm, pretrained)
+    trunk_state = load_trunk(cfg.weights, cfg.depth, norm)[0] if trunk else None
     resnet = build_resnet(
         cfg.depth,
-        resolve_norm(cfg.norm, pretrained),
+        norm,
         imagenet=cfg.weights == "imagenet",
         trainable_layers=cfg.trainable_backbone_layers if pretrained else 5,
     )
+    if trunk_state is not None:
+        # before the architecture takes the stages apart: R50-C4 moves res5 into its box head, R50-DC5
+        # dilates it (same weights, other strides)
+        load_into_resnet(resnet, trunk_state, f"model.weights={cfg.weights}")
     backbone, rpn, roi_heads = ARCHITECTURE_BUILDERS[cfg.arch](resnet, cfg, labels)
     transform = GeneralizedRCNNTransform(
         min_size, max_size, image_mean=[0.485, 0.456, 0.406], image_std=[0.229, 0.224, 0.225]

@@ -1,0 +1,185 @@
+"""``fashionseg pretrain``: the study's own pretrained ResNet-50 trunk, made once and shipped.
+
+The seed study ran detectron2's configs, which fine-tune a pretrained ResNet-50; the embedded study does the
+same from a trunk pretrained here. The pretext is a training run of an ordinary preset (``pretrain``:
+R50-FPN detection on a synthetic split of its own seed, which shares no image with the study's splits,
+checked by content hash). Its ResNet, stem to res5, becomes ``weights/r50-gn-trunk.safetensors`` and the
+manifest beside it records the recipe, the data, the iterations, the time, the CPU kind, the learning curve
+and the file's SHA-256. Training is the ordinary loop, so the pretraining is deterministic on one CPU kind,
+shows a progress bar, and a killed ``make pretrain`` continues where its last checkpoint left off.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image
+from tqdm.auto import tqdm
+
+from fashionseg import checkpoint
+from fashionseg.config import (
+    DataConfig,
+    RunConfig,
+    add_override_argument,
+    list_presets,
+    load_config,
+    to_dict,
+)
+from fashionseg.data.synthetic import SPLITS, ensure_synthetic
+from fashionseg.errors import FashionsegError
+from fashionseg.evaluation import runs
+from fashionseg.models.trunk import TRUNK_FILE, project_root, save_trunk, trunk_state
+from fashionseg.train import refuse_to_overwrite, train
+
+PRETEXT = "R50-FPN detection and segmentation (Mask R-CNN with attributes) on a separate synthetic split"
+LOSS_EVERY = 100  # iterations between the loss points kept in the manifest
+
+
+class OverlapError(FashionsegError):
+    """The pretraining split shares images with the study's splits: the study would evaluate on them."""
+
+
+def image_hashes(data: DataConfig, show_progress: bool = True) -> dict[str, Path]:
+    """SHA-256 of every image's decoded RGB pixels (and size) in ``data``'s train and val splits -> file."""
+    hashes: dict[str, Path] = {}
+    for split in SPLITS:
+        folder = data.path(getattr(data, f"{split}_images"))
+        files = sorted(folder.glob("*.png"))
+        for path in tqdm(files, desc=f"hash {folder}", disable=not show_progress, dynamic_ncols=True):
+            with Image.open(path) as image:
+                pixels = np.asarray(image.convert("RGB"))
+            digest = hashlib.sha256(str(pixels.shape).encode() + pixels.tobytes()).hexdigest()
+            hashes.setdefault(digest, path)
+    return hashes
+
+
+def check_disjoint(pretrain: DataConfig, study: DataConfig, show_progress: bool = True) -> dict[str, int]:
+    """Raise :class:`OverlapError` if any image of the pretraining splits is also in the study's splits
+    (same decoded pixels); return the counts compared."""
+    ours = image_hashes(pretrain, show_progress)
+    theirs = image_hashes(study, show_progress)
+    shared = sorted(ours.keys() & theirs.keys())
+    if shared:
+        first = shared[0]
+        raise OverlapError(
+            f"{len(shared)} pretraining image(s) also appear in the study's data, e.g. {ours[first]} = "
+            f"{theirs[first]}; give the pretraining split another seed (-p data.synth_seed=...)"
+        )
+    return {"pretrain_images": len(ours), "study_images": len(theirs), "shared": 0}
+
+
+def _loss_curve(run_dir: Path) -> list[dict[str, float]]:
+    """Every ``LOSS_EVERY``-th line of the run's ``metrics.jsonl``: iteration, total loss, lr, seconds."""
+    points = []
+    for line in (run_dir / "metrics.jsonl").read_text().splitlines():
+        record = json.loads(line)
+        if record["iteration"] % LOSS_EVERY == 0:
+            keep = ("iteration", "loss", "lr", "train_seconds")
+            points.append({k: record[k] for k in keep})
+    return points
+
+
+def _learning_curve(run_dir: Path) -> list[dict[str, Any]]:
+    path = run_dir / runs.LEARNING_CURVE
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.is_file() else []
+
+
+def manifest_for(
+    cfg: RunConfig, run_dir: Path, overlap: dict[str, int], val: dict[str, Any]
+) -> dict[str, Any]:
+    """What the trunk's manifest records, from the finished pretraining run in ``run_dir``."""
+    env = json.loads((run_dir / "env.json").read_text())
+    last = json.loads((run_dir / "metrics.jsonl").read_text().splitlines()[-1])
+    return {
+        "pretext": PRETEXT,
+        "arch": cfg.model.arch,
+        "depth": cfg.model.depth,
+        "norm": cfg.model.norm,
+        "stages": "stem, res2, res3, res4, res5 (torchvision ResNet names; no FPN or head weights)",
+        "data": {
+            "synth_seed": cfg.data.synth_seed,
+            "synth_train": cfg.data.synth_train,
+            "synth_val": cfg.data.synth_val,
+            "synth_size": cfg.data.synth_size,
+            "disjoint_from_study": overlap,
+        },
+        "iterations": last["iteration"],
+        "train_seconds": last["train_seconds"],
+        "cpu": env["cpu"],
+        "cpu_threads": env["cpu_threads"],
+        "torch": env["torch"],
+        "git_commit": env["git_commit"],
+        "training_code": env["training_code"],
+        "val": {
+            "bbox_AP": val["bbox"]["coco"]["AP"],
+            "segm_AP": val["segm"]["coco"]["AP"],
+        },
+        "learning_curve": _learning_curve(run_dir),
+        "loss_curve": _loss_curve(run_dir),
+        "recipe": to_dict(cfg),
+    }
+
+
+def pretrain(
+    cfg: RunConfig, out: Path, study_data: DataConfig, overwrite: bool = False, show_progress: bool = True
+) -> dict[str, Any]:
+    """Pretrain as ``cfg`` says (continuing a killed run), export its trunk to ``out``: the manifest."""
+    if cfg.model.norm == "auto":
+        raise FashionsegError("pretrain: set model.norm (gn, bn) explicitly: the manifest records it")
+    ensure_synthetic(cfg.data, show_progress)
+    if study_data.synthetic:
+        ensure_synthetic(study_data, show_progress)
+    overlap = check_disjoint(cfg.data, study_data, show_progress)
+    if not overwrite:
+        refuse_to_overwrite(cfg)
+    run_dir = train(cfg, resume=True, show_progress=show_progress, overwrite=overwrite)
+    val = runs.evaluate_run(run_dir, show_progress=show_progress)
+    state = checkpoint.load(run_dir / "model_final.pt")["model"]
+    return save_trunk(trunk_state(state, cfg.model.arch), out, manifest_for(cfg, run_dir, overlap, val))
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--preset",
+        "-f",
+        default="pretrain",
+        help=f"the pretext's preset ({', '.join(list_presets())}, or a YAML file); default pretrain",
+    )
+    add_override_argument(parser)
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help=f"the trunk file to write (default {TRUNK_FILE} in the project); the manifest goes beside it",
+    )
+    parser.add_argument(
+        "--study-preset",
+        default="demo",
+        help="the study whose train and val images the pretraining split must not contain (demo)",
+    )
+    parser.add_argument(
+        "--force", action="store_true", help="replace a finished pretraining run of another configuration"
+    )
+    parser.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
+
+
+def run(args: argparse.Namespace) -> int:
+    import yaml
+
+    cfg = load_config(args.preset, list(args.overrides))
+    if args.print_config:
+        print(yaml.safe_dump(to_dict(cfg), sort_keys=False))
+        return 0
+    out = args.out or project_root() / TRUNK_FILE
+    manifest = pretrain(cfg, out, load_config(args.study_preset).data, overwrite=args.force)
+    print(
+        f"trunk {out} ({manifest['bytes'] / 1e6:.1f} MB, sha256 {manifest['sha256'][:12]}...): "
+        f"{manifest['iterations']} iterations in {manifest['train_seconds'] / 60:.1f} min; the pretext's val "
+        f"box / mask AP {manifest['val']['bbox_AP']:.1f} / {manifest['val']['segm_AP']:.1f}"
+    )
+    return 0
