@@ -10,6 +10,13 @@ it. This prints both, for the same trained models (``results/<preset>/<arch>/mod
     python benchmarks/inference_speed.py --batch 4 --threads 1 --images 20
     python benchmarks/inference_speed.py --out results/demo/inference_speed.json   # for 03_compare
 
+Next to the time it prints each setting's arithmetic: the FLOPs of one image's forward pass
+(``FlopCounterMode`` around a ``predict`` call on the first batch, matmuls and convolutions only; the count
+follows the detections the mask head runs on, so it is one batch's, not an average), the GFLOP/s that makes
+at the median time, and its share of this machine's matmul peak in the dtype the model ran in (fp32 or
+bf16, measured at the start of the run by ``peak.py``, at the same thread count). The CPU kind and thread
+count come first.
+
 With ``--out`` the numbers and their conditions are also written as JSON, which ``03_compare`` reads into
 the book's speed section (:func:`fashionseg.reporting.inference_speed_text`).
 """
@@ -23,7 +30,9 @@ import statistics
 import time
 from pathlib import Path
 
+import peak
 import torch
+from PIL import Image
 
 from fashionseg.config import ARCHITECTURES, read_config
 from fashionseg.data.images import read_image
@@ -40,6 +49,11 @@ def set_test_counts(
     rpn._pre_nms_top_n["testing"] = pre_nms_top_n
     rpn._post_nms_top_n["testing"] = post_nms_top_n
     predictor.model.roi_heads.detections_per_img = detections_per_img
+
+
+def flops_per_image(predictor: Predictor, images: list[Image.Image]) -> float:
+    """FLOPs of one ``predict`` call on ``images`` (one batch), per image."""
+    return peak.count_flops(lambda: predictor.predict(images, batch_size=len(images))) / len(images)
 
 
 def time_predictor(predictor: Predictor, images: list, batch: int, warmup: int) -> tuple[float, float]:
@@ -67,8 +81,13 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=2, help="batches run before timing")
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
     parser.add_argument("--out", type=Path, help="also write the numbers and conditions to this JSON file")
+    peak.add_arguments(parser)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    machine = peak.machine()
+    print(peak.machine_text(machine))
+    peaks = peak.measure_peak(args)
+    print(peak.peak_text(peaks), flush=True)
 
     rows = []
     for arch in args.arch:
@@ -79,7 +98,8 @@ def main() -> None:
         gt = json.loads(cfg.data.path(cfg.data.val_annotations).read_text())
         files = [cfg.data.path(cfg.data.val_images) / im["file_name"] for im in gt["images"]]
         images = [read_image(f) for f in files[: args.images + args.warmup * args.batch]]
-        predictor = Predictor.from_checkpoint(run_dir)
+        predictor = Predictor.from_checkpoint(run_dir, device="cpu")
+        dtype = peak.precision_name(predictor.amp)
         demo = {
             "pre_nms_top_n": cfg.model.rpn_pre_nms_top_n_test,
             "post_nms_top_n": cfg.model.rpn_post_nms_top_n_test,
@@ -87,42 +107,52 @@ def main() -> None:
         }
         for setting, counts in (("demo", demo), ("detectron2", DETECTRON2_TEST)):
             set_test_counts(predictor, **counts)
+            flops = flops_per_image(predictor, images[: args.batch])
             ms, detections = time_predictor(predictor, images, args.batch, args.warmup)
+            gflops = flops / 1e9 / (ms / 1000)
             rows.append(
-                (arch, setting, counts["post_nms_top_n"], counts["detections_per_img"], ms, detections)
+                {
+                    "arch": arch,
+                    "setting": setting,
+                    "proposals": counts["post_nms_top_n"],
+                    "max_detections": counts["detections_per_img"],
+                    "ms_per_image": ms,
+                    "images_per_second": 1000 / ms,
+                    "detections_per_image": detections,
+                    "dtype": dtype,
+                    "gflop_per_image": flops / 1e9,
+                    "gflops": gflops,
+                    "share_of_peak": gflops / peaks["gflops"][dtype],
+                }
             )
-            print(f"{arch} {setting}: {ms:.0f} ms/image", flush=True)
+            print(f"{arch} {setting}: {ms:.0f} ms/image, {gflops:.1f} GFLOP/s", flush=True)
 
     precision = "bf16 autocast where the CPU has it" if predictor.amp else "fp32"
     print(
         f"\nbatch {args.batch}, {args.threads} threads, {args.warmup} warm-up batches, median over "
-        f"{args.images} validation images, {precision}, score threshold 0 (the model's box_score_thresh)"
+        f"{args.images} validation images, {precision}, score threshold 0 (the model's box_score_thresh); "
+        "GFLOP of the first batch (matmuls and convolutions); share: of the peak of the dtype it ran in"
     )
-    print(f"{'arch':8} {'setting':11} {'proposals':>9} {'max det':>7} {'ms/image':>9} {'det/image':>9}")
-    for arch, setting, proposals, max_det, ms, detections in rows:
-        print(f"{arch:8} {setting:11} {proposals:9d} {max_det:7d} {ms:9.0f} {detections:9.1f}")
+    header = ("proposals", "max det", "ms/image", "images/s", "det/image", "GFLOP/im", "GFLOP/s", "of peak")
+    print("{:8} {:11} {:>9} {:>7} {:>9} {:>8} {:>9} {:>8} {:>8} {:>7}".format("arch", "setting", *header))
+    for r in rows:
+        print(
+            f"{r['arch']:8} {r['setting']:11} {r['proposals']:9d} {r['max_detections']:7d} "
+            f"{r['ms_per_image']:9.0f} {r['images_per_second']:8.2f} {r['detections_per_image']:9.1f} "
+            f"{r['gflop_per_image']:8.1f} {r['gflops']:8.1f} {r['share_of_peak']:7.1%}"
+        )
     if args.out:
-        from fashionseg.precision import cpu_kind
-
         record = {
             "batch": args.batch,
             "threads": args.threads,
             "warmup_batches": args.warmup,
             "images": args.images,
             "precision": precision,
-            "cpu": cpu_kind().get("model") or platform.processor(),
+            "cpu": machine["cpu"]["model"] or platform.processor(),
             "date": time.strftime("%Y-%m-%d"),
-            "rows": [
-                {
-                    "arch": arch,
-                    "setting": setting,
-                    "proposals": proposals,
-                    "max_detections": max_det,
-                    "ms_per_image": ms,
-                    "detections_per_image": detections,
-                }
-                for arch, setting, proposals, max_det, ms, detections in rows
-            ],
+            "machine": machine,
+            "peak": peaks,
+            "rows": rows,
         }
         args.out.write_text(json.dumps(record, indent=1) + "\n")
         print(f"written: {args.out}")

@@ -109,8 +109,9 @@ def main() -> None:
 
     labels = LabelSpace.from_coco(ontology_json())
     images, targets = synthetic_batch(labels, args.batch, args.height, args.width)
-    # The demo preset for each arch, with its per-arch adjustments.
-    presets = {arch: load_config("demo", {"model.arch": arch}) for arch in args.arch}
+    # The demo preset for each arch, with its per-arch adjustments; random weights (the stock twin's), as the
+    # preset's trunk would only freeze stages and need its file
+    presets = {arch: load_config("demo", {"model.arch": arch, "model.weights": "none"}) for arch in args.arch}
 
     # The models' internal resize matches the batch, so every model runs at --height x --width.
     min_size, max_size = min(args.height, args.width), max(args.height, args.width)
