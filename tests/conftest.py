@@ -11,14 +11,38 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 from fashionseg.config import DataConfig
 from fashionseg.data.synthetic import generate
 
 SYNTH_TRAIN, SYNTH_VAL, SYNTH_SIZE, SYNTH_SEED = 16, 8, 128, 0
+
+# The property-based tests' budget, fixed so that CI time is bounded and every run tries the same inputs
+# (derandomize): FUZZ_EXAMPLES generated inputs per property test. HYPOTHESIS_PROFILE=deep tries ten times as
+# many, with random seeds, when hunting for new failures by hand (a failure prints the input to replay).
+FUZZ_EXAMPLES = 40
+settings.register_profile(
+    "ci",
+    max_examples=FUZZ_EXAMPLES,
+    deadline=None,
+    derandomize=True,
+    database=None,
+    print_blob=True,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
+settings.register_profile(
+    "deep",
+    max_examples=10 * FUZZ_EXAMPLES,
+    deadline=None,
+    database=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 
 @pytest.fixture(scope="session")

@@ -161,6 +161,7 @@ def test_the_readings_caveats_come_from_the_runs_configurations(tmp_path):
         "solver.max_iter": 90_000,
         "solver.steps": [60_000, 80_000],
         "model.weights": "imagenet",
+        "model.norm": "frozen_bn",  # the 1x preset's: ImageNet's ResNets are BatchNorm ones
         "seed": 3,
     }
     for arch in ("R50-FPN", "R50-C4"):

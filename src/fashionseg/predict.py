@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import threading
 from collections.abc import Iterable, Sequence
@@ -191,9 +192,17 @@ def predict_files(
         progress.update(len(files[start : start + batch_size]))
     progress.close()
     summary = {"images": images_meta, "skipped": skipped, "detections": len(results)}
-    (out_dir / "predictions.json").write_text(json.dumps(results))
-    (out_dir / "images.json").write_text(json.dumps(summary, indent=1))
+    write_atomic(out_dir / "predictions.json", json.dumps(results))
+    write_atomic(out_dir / "images.json", json.dumps(summary, indent=1))
     return summary
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` through a temporary file and a rename: an interrupted run leaves the
+    earlier file or none, never a partial one that reads as complete."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -30,6 +30,7 @@ from tqdm.auto import tqdm
 
 from fashionseg import checkpoint, precision, runinfo
 from fashionseg.config import (
+    ARCHITECTURES,
     RunConfig,
     SolverConfig,
     add_override_argument,
@@ -47,6 +48,7 @@ from fashionseg.distributed import DistInfo, barrier, init_from_env, resolve_dev
 from fashionseg.errors import FashionsegError
 from fashionseg.evaluation import runs
 from fashionseg.models import build_model
+from fashionseg.models.trunk import TRUNK_FILE, manifest_path, project_root, read_manifest
 from fashionseg.precision import autocast_dtype
 from fashionseg.predict import Predictor
 
@@ -141,8 +143,9 @@ TRAINING_CODE = (
 
 
 def training_code_hash() -> str:
-    """SHA-256 over the source files of :data:`TRAINING_CODE` (paths and bytes, sorted): the code's
-    version as far as training results go, the same in every clone of one commit."""
+    """SHA-256 over the source files of :data:`TRAINING_CODE` (paths and bytes, sorted) and the shipped
+    trunk's SHA-256 (from its manifest, when there is one): the version of what decides training results,
+    the same in every clone of one commit. A re-pretrained trunk makes the runs fine-tuned from it stale."""
     package = Path(__file__).parent
     digest = hashlib.sha256()
     for part in TRAINING_CODE:
@@ -151,6 +154,9 @@ def training_code_hash() -> str:
         for f in files:
             if f.is_file() and f.suffix in (".py", ".yaml", ".json"):
                 digest.update(f.relative_to(package).as_posix().encode() + b"\0" + f.read_bytes() + b"\0")
+    trunk_file = project_root() / TRUNK_FILE
+    if manifest_path(trunk_file).is_file():
+        digest.update(b"trunk\0" + read_manifest(trunk_file)["sha256"].encode())
     return digest.hexdigest()
 
 
@@ -521,7 +527,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help=f"preset name ({', '.join(list_presets())}) or a YAML file path",
     )
     parser.add_argument(
-        "--arch", help="R50-FPN, R50-C4 or R50-DC5 (= -p model.arch=...; the run is named after it)"
+        "--arch",
+        choices=ARCHITECTURES,
+        help="R50-FPN, R50-C4 or R50-DC5 (= -p model.arch=...; the run is named after it)",
     )
     add_override_argument(parser)
     parser.add_argument("--resume", action="store_true", help="continue from RUN/checkpoints/last.pt")

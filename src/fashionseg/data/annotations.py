@@ -6,8 +6,9 @@ severities:
 - **error**: the image or annotation cannot be used as it is (unknown category or attribute id, duplicate
   id, annotation of a missing image, bbox with non-positive size or outside the image, segmentation without
   a usable polygon, empty or malformed mask, missing/unreadable image file, width/height that disagree with
-  the file). Errors about the file as a whole (duplicate category or attribute ids, missing fields of a
-  category) have neither an image nor an annotation id.
+  the file or exceed what fashionseg reads). Errors about the file as a whole (duplicate category or
+  attribute ids, missing fields of a category or attribute) have neither an image nor an annotation id.
+  A polygon part with a point over an image size outside the image is unusable: pycocotools crashes on it.
 - **warning**: usable after a fix that loading applies anyway (a bbox a little past the border is clipped, a
   degenerate polygon part is dropped while other parts remain, an ``iscrowd`` other than 0/1).
 
@@ -31,11 +32,12 @@ import numpy as np
 import pycocotools.mask as mask_utils
 from tqdm.auto import tqdm
 
-from fashionseg.data.images import ImageReadError, image_size, read_image
+from fashionseg.data.images import MAX_PIXELS, ImageReadError, image_size, read_image
 from fashionseg.errors import FashionsegError
 
 REQUIRED_KEYS = ("images", "annotations", "categories")
 BBOX_TOLERANCE = 2.0  # pixels a bbox may extend past the image border before it is reported
+MAX_SIDE = 65_535  # JPEG's largest side; it also bounds how far out a polygon may reach (_near_image)
 
 
 def load_annotations(path: str | Path) -> dict[str, Any]:
@@ -64,10 +66,10 @@ def load_annotations(path: str | Path) -> dict[str, Any]:
             f"{path} lacks the top-level key(s) {', '.join(missing)}; a Fashionpedia/COCO annotation file "
             f"has {', '.join(REQUIRED_KEYS)} (and attributes)"
         )
-    for key in REQUIRED_KEYS:
+    coco.setdefault("attributes", [])
+    for key in (*REQUIRED_KEYS, "attributes"):
         if not isinstance(coco[key], list):
             raise FashionsegError(f"{path}: {key} must be a list, found {type(coco[key]).__name__}")
-    coco.setdefault("attributes", [])
     return coco
 
 
@@ -189,8 +191,13 @@ def rle_string_counts(counts: str) -> list[int]:
     return runs
 
 
-def _polygon_parts(segmentation: list) -> tuple[list[list[float]], list[str]]:
-    """The usable polygon parts (>= 3 points, even coordinate count, all numbers) and why others are not."""
+def _polygon_parts(segmentation: list, height: int, width: int) -> tuple[list[list[float]], list[str]]:
+    """The usable polygon parts (>= 3 points, even coordinate count, all numbers, near the image) and why
+    others are not.
+
+    pycocotools rasterises a polygon edge by edge, pixel step by pixel step: a coordinate far outside the
+    image (1e9) makes it allocate without bound or crash the process, so such parts are refused here.
+    """
     good, why = [], []
     for k, part in enumerate(segmentation):
         if not isinstance(part, list) or not all(_is_number(v) for v in part):
@@ -199,9 +206,17 @@ def _polygon_parts(segmentation: list) -> tuple[list[list[float]], list[str]]:
             why.append(f"part {k} has an odd number of coordinates ({len(part)})")
         elif len(part) < 6:
             why.append(f"part {k} has {len(part) // 2} point(s); a polygon needs at least 3")
+        elif not _near_image(part, height, width):
+            why.append(f"part {k} has a point more than the image's size outside the {width}x{height} image")
         else:
             good.append([float(v) for v in part])
     return good, why
+
+
+def _near_image(polygon: list[float], height: int, width: int) -> bool:
+    """Whether every point lies within one image size of the image: x in [-width, 2 width], same for y."""
+    xs, ys = polygon[0::2], polygon[1::2]
+    return -width <= min(xs) and max(xs) <= 2 * width and -height <= min(ys) and max(ys) <= 2 * height
 
 
 def _is_number(v: Any) -> bool:
@@ -235,7 +250,7 @@ def _rle_problem(rle: dict, height: int, width: int) -> str | None:
 def _to_rle(segmentation: Any, height: int, width: int) -> dict:
     """A pycocotools RLE of a polygon list (usable parts only) or an RLE dict (compressed or not)."""
     if isinstance(segmentation, list):
-        parts, _ = _polygon_parts(segmentation)
+        parts, _ = _polygon_parts(segmentation, height, width)
         if not parts:
             raise ValueError("no polygon with at least 3 points")
         return mask_utils.merge(mask_utils.frPyObjects(parts, height, width))
@@ -271,7 +286,7 @@ def _check_segmentation(segmentation: Any, height: int, width: int) -> list[tupl
     elif isinstance(segmentation, list):
         if not segmentation:
             return [("error", "segmentation is empty")]
-        good, why = _polygon_parts(segmentation)
+        good, why = _polygon_parts(segmentation, height, width)
         if not good:
             return [("error", "degenerate polygon: " + "; ".join(why))]
         found = [("warning", "degenerate polygon part ignored: " + w) for w in why]
@@ -280,6 +295,10 @@ def _check_segmentation(segmentation: Any, height: int, width: int) -> list[tupl
     if int(mask_utils.area(_to_rle(segmentation, height, width))) == 0:
         found.append(("error", "empty mask: the segmentation covers no pixel of the image"))
     return found
+
+
+def _is_id(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
 
 
 def _positive_int(v: Any) -> bool:
@@ -319,8 +338,17 @@ def check_annotations(
     attribute_ids: set[int] = set()
     for k, att in enumerate(coco.get("attributes", [])):
         aid = att.get("id") if isinstance(att, dict) else None
-        if not isinstance(aid, int):
-            add(Problem("error", None, None, f"attributes[{k}]", att, "an attribute needs an integer id"))
+        if not isinstance(aid, int) or not isinstance(att.get("name"), str):
+            add(
+                Problem(
+                    "error",
+                    None,
+                    None,
+                    f"attributes[{k}]",
+                    att,
+                    "an attribute needs an integer id and a name",
+                )
+            )
             continue
         if aid in attribute_ids:
             add(Problem("error", None, None, f"attributes[{k}].id", aid, "duplicate attribute id"))
@@ -328,7 +356,10 @@ def check_annotations(
         report.attribute_names[aid] = str(att.get("name", "?"))
 
     sizes: dict[int, tuple[int, int]] = {}  # image id -> (width, height) from the JSON
-    id_counts = Counter(im.get("id") for im in coco["images"] if isinstance(im, dict))
+    # ids that are not integers are reported below; counting only integers keeps lists out of the Counter
+    id_counts = Counter(
+        im.get("id") for im in coco["images"] if isinstance(im, dict) and _is_id(im.get("id"))
+    )
     images = tqdm(coco["images"], desc="check images", disable=not show_progress, dynamic_ncols=True)
     for k, im in enumerate(images):
         iid = im.get("id") if isinstance(im, dict) else None
@@ -341,6 +372,12 @@ def check_annotations(
         if not (_positive_int(width) and _positive_int(height)):
             add(Problem("error", iid, None, "width/height", [width, height], "must be positive integers"))
             continue
+        if width * height > MAX_PIXELS or max(width, height) > MAX_SIDE:
+            message = (
+                f"over the limits of every image fashionseg reads ({MAX_PIXELS:,} pixels, {MAX_SIDE} a side)"
+            )
+            add(Problem("error", iid, None, "width/height", [width, height], message))
+            continue
         sizes[iid] = (width, height)
         if not isinstance(file_name, str) or not file_name:
             add(Problem("error", iid, None, "file_name", file_name, "missing file name"))
@@ -349,7 +386,9 @@ def check_annotations(
             _check_image_file(Path(images_dir), file_name, iid, width, height, decode_images, add)
     report.num_images = len(coco["images"])
 
-    ann_counts = Counter(a.get("id") for a in coco["annotations"] if isinstance(a, dict))
+    ann_counts = Counter(
+        a.get("id") for a in coco["annotations"] if isinstance(a, dict) and _is_id(a.get("id"))
+    )
     per_category: Counter[int] = Counter()
     per_attribute: Counter[int] = Counter()
     anns = tqdm(coco["annotations"], desc="check annotations", disable=not show_progress, dynamic_ncols=True)
@@ -468,14 +507,17 @@ def _check_bbox(bbox: Any, iid: int, aid: int, width: int, height: int, toleranc
         )
 
 
-def drop_bad(coco: dict[str, Any], report: CheckReport) -> dict[str, Any]:
+def drop_bad(
+    coco: dict[str, Any], report: CheckReport, source: str = "the annotation file"
+) -> dict[str, Any]:
     """A copy of ``coco`` without the images and annotations that have errors (skip mode).
 
-    Raises :class:`FashionsegError` when the report has file-level errors, which no dropping can fix.
+    Raises :class:`FashionsegError` naming ``source`` when the report has file-level errors, which no
+    dropping can fix.
     """
     if report.file_errors:
         raise FashionsegError(
-            "the annotation file has errors that no image can be skipped to fix:\n"
+            f"{source} has errors that no image can be skipped to fix:\n"
             + "\n".join(f"  {p}" for p in report.file_errors)
         )
     bad_images, bad_anns = report.bad_image_ids, report.bad_annotation_ids
@@ -491,28 +533,37 @@ def subset_annotations(
     coco: dict[str, Any],
     max_images: int | None = None,
     categories: Iterable[int] | None = None,
+    source: str = "the annotation file",
 ) -> dict[str, Any]:
     """A slice of ``coco``: only ``categories`` (their annotations, and the images holding one), then the
     first ``max_images`` images in file order. The ``categories`` list of the result is filtered too, so a
     :class:`~fashionseg.data.ontology.LabelSpace` built from it has exactly those classes.
     """
     images, annotations, cats = coco["images"], coco["annotations"], coco["categories"]
+    # entries that are not objects have no id to select by: they go (check_annotations reports them)
     if categories is not None:
         wanted = set(categories)
-        unknown = sorted(wanted - {c["id"] for c in cats})
+        cats = [c for c in cats if isinstance(c, dict)]
+        unknown = sorted(wanted - {c.get("id") for c in cats if _is_id(c.get("id"))})
         if unknown:
             raise FashionsegError(
-                f"categories {unknown} are not in the annotation file (its ids: "
-                f"{sorted(c['id'] for c in cats)}); fix data.categories"
+                f"categories {unknown} are not in {source} (its ids: "
+                f"{sorted(c['id'] for c in cats if _is_id(c.get('id')))}); fix data.categories"
             )
-        annotations = [a for a in annotations if a.get("category_id") in wanted]
-        holding = {a.get("image_id") for a in annotations}
-        images = [im for im in images if im.get("id") in holding]
-        cats = [c for c in cats if c["id"] in wanted]
+        annotations = [a for a in annotations if isinstance(a, dict) and _get(a, "category_id") in wanted]
+        holding = {_get(a, "image_id") for a in annotations}
+        images = [im for im in images if isinstance(im, dict) and _get(im, "id") in holding]
+        cats = [c for c in cats if _get(c, "id") in wanted]
     if max_images is not None:
         if max_images <= 0:
-            raise FashionsegError(f"max_images must be a positive number, got {max_images}")
+            raise FashionsegError(f"{source}: max_images must be a positive number, got {max_images}")
         images = images[:max_images]
-        kept = {im.get("id") for im in images}
-        annotations = [a for a in annotations if a.get("image_id") in kept]
+        kept = {_get(im, "id") for im in images if isinstance(im, dict)}
+        annotations = [a for a in annotations if isinstance(a, dict) and _get(a, "image_id") in kept]
     return {**coco, "images": images, "annotations": annotations, "categories": cats}
+
+
+def _get(entry: dict[str, Any], key: str) -> Any:
+    """``entry[key]`` when it is an integer id, else None (lists and dicts cannot be looked up in a set)."""
+    value = entry.get(key)
+    return value if _is_id(value) else None

@@ -86,7 +86,7 @@ def run(args: argparse.Namespace) -> int:
 
 def run_check(args: argparse.Namespace) -> int:
     coco = load_annotations(args.annotations)
-    coco = subset_annotations(coco, max_images=args.max_images, categories=args.categories)
+    coco = subset_annotations(coco, args.max_images, args.categories, source=str(args.annotations))
     report = check_annotations(coco, args.images, decode_images=args.decode, show_progress=True)
     print(report.format(max_problems=args.max_problems, strict=args.strict))
     failed = report.failed(strict=args.strict)

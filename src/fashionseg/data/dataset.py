@@ -63,7 +63,7 @@ class FashionpediaDataset(Dataset):
     ) -> None:
         source = "annotations" if isinstance(annotations, dict) else str(annotations)
         coco = annotations if isinstance(annotations, dict) else load_annotations(annotations)
-        coco = subset_annotations(coco, max_images=max_images, categories=categories)
+        coco = subset_annotations(coco, max_images=max_images, categories=categories, source=source)
         self.images_dir = Path(images_dir)
         # a progress bar only where checking takes noticeable time (Fashionpedia's 45k training images)
         self.report = check_annotations(coco, self.images_dir, show_progress=len(coco["images"]) >= 1000)
@@ -76,7 +76,7 @@ class FashionpediaDataset(Dataset):
                 "or use skip mode (data.skip_bad=true) to leave them out"
             )
         if errors:
-            coco = drop_bad(coco, self.report)
+            coco = drop_bad(coco, self.report, source)
             warnings.warn(
                 f"{source}: skipping {len(self.report.bad_image_ids)} image(s) and "
                 f"{len(self.report.bad_annotation_ids)} annotation(s) with errors, e.g.\n"

@@ -8,6 +8,10 @@
      "per_category": {name: {"bbox_AP", "bbox_AP_iou", "bbox_AP_iou_f1", "bbox_AP_f1", "segm_AP", ...}},
      "per_supercategory": {"outerwear" | "accessory" | "part": {same keys}}}
 
+Plain COCO results (no entry has ``attribute_ids``, as detectron2's or MMDetection's) get the ``coco``
+keys; ``iou_f1``, ``iou`` and ``f1`` are then None, ``not_computed`` says why, and the per-category tables
+hold COCO's AP only. A file mixing entries with and without ``attribute_ids`` is refused.
+
 ``coco`` is pycocotools' ``COCOeval``'s numbers (:mod:`fashionseg.evaluation.coco`); ``iou_f1``, ``iou`` and
 ``f1`` are the three families of the official Fashionpedia evaluator. Both come from one vectorised pass over
 the same IoUs (:mod:`fashionseg.evaluation.attribute_ap`). ``<type>_AP`` in the per-category and
@@ -42,7 +46,22 @@ from fashionseg.evaluation.attribute_ap import (
     supercategory_has_attributes,
 )
 from fashionseg.evaluation.coco import coco_result
-from fashionseg.evaluation.results import check_predictions, load_ground_truth
+from fashionseg.evaluation.results import (
+    carries_attributes,
+    check_ground_truth_attributes,
+    check_predictions,
+    ground_truth_source,
+    load_ground_truth,
+)
+
+# Why Fashionpedia's three families are left out for plain COCO results: FPEval matches the categories with
+# attributes on attribute F1 too (the IoU family as well: F1 breaks ties, crowds match once), so no value
+# exists without attributes.
+NOT_COMPUTED = (
+    "the predictions carry no attribute_ids: Fashionpedia's IoU+F1, IoU and F1 families match the categories "
+    "with attributes on attribute F1 too, so only COCO AP is computed (--attribute-categories none scores "
+    "every category by IoU alone)"
+)
 
 __all__ = ["attribute_f1_matrix", "evaluate", "eval_supercategories", "write_metrics"]
 
@@ -54,7 +73,8 @@ def evaluate(
     attribute_category_ids: Iterable[int] | None = None,
     show_progress: bool = True,
 ) -> dict[str, Any]:
-    """COCO and Fashionpedia metrics of ``predictions`` (COCO results with ``attribute_ids``) against ``gt``.
+    """COCO and Fashionpedia metrics of ``predictions`` (COCO results, with ``attribute_ids`` for
+    Fashionpedia's families) against ``gt``.
 
     ``gt``: an annotation file or its parsed dict (not modified); ``predictions``: a results file or list.
     Bad input raises :class:`fashionseg.errors.FashionsegError` naming the entry. Returns the layout in the
@@ -75,30 +95,42 @@ def _evaluate(
     attribute_ids = (
         ontology.attribute_category_ids() if attribute_category_ids is None else tuple(attribute_category_ids)
     )
-    gt = load_ground_truth(gt, iou_types, attribute_ids)
+    source = ground_truth_source(gt)
+    # the attribute checks of the ground truth wait for the predictions: plain COCO results need none
+    gt = load_ground_truth(gt, iou_types, ())
     category_ids = sorted(c["id"] for c in gt["categories"])
     scored = set(attribute_ids) & set(category_ids)
-    predictions = check_predictions(predictions, gt, iou_types, require_attribute_ids=bool(scored))
+    predictions = check_predictions(
+        predictions, gt, iou_types, require_attribute_ids=None if scored else False
+    )
+    plain = bool(scored) and not carries_attributes(predictions)
+    if scored and not plain:
+        check_ground_truth_attributes(gt, source, scored)
     names = {c["id"]: c["name"] for c in gt["categories"]}
     supercategories = eval_supercategories(gt["categories"])
 
     metrics: dict[str, Any] = {}
     per_category: dict[str, dict[str, float | None]] = {names[c]: {} for c in category_ids}
     per_supercategory: dict[str, dict[str, float | None]] = {name: {} for name in supercategories}
-    accumulations = accumulate(gt, predictions, iou_types, scored, show_progress)
+    # COCO's AP matches by IoU alone whatever the attributes: without them it is the same numbers
+    accumulations = accumulate(gt, predictions, iou_types, set() if plain else scored, show_progress)
     for iou_type, acc in accumulations.items():
         coco = coco_result(acc.coco_precision, acc.coco_recall, acc.category_ids)
         metrics[iou_type] = {"coco": coco.metrics()} | {
-            family: _percent(family_metrics(acc, family, supercategories)) for family in FAMILIES
+            family: None if plain else _percent(family_metrics(acc, family, supercategories))
+            for family in FAMILIES
         }
         groups = [(per_category[names[c]], [c]) for c in category_ids]
         groups += [(per_supercategory[name], list(ids)) for name, ids in supercategories.items()]
         for table, members in groups:
             table[f"{iou_type}_AP"] = coco.category_ap(members)
-            for family in ("iou", "iou_f1", "f1"):
+            for family in () if plain else ("iou", "iou_f1", "f1"):
                 if family == "iou" or supercategory_has_attributes(acc, members):
                     table[f"{iou_type}_AP_{family}"] = _percent_value(summary_value(acc, family, members))
-    return metrics | {"per_category": per_category, "per_supercategory": per_supercategory}
+    metrics |= {"per_category": per_category, "per_supercategory": per_supercategory}
+    if plain:
+        metrics["not_computed"] = {family: NOT_COMPUTED for family in FAMILIES}
+    return metrics
 
 
 @contextlib.contextmanager

@@ -30,7 +30,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--gt", required=True, type=Path, help="ground-truth annotation JSON (Fashionpedia/COCO)"
     )
     parser.add_argument(
-        "--predictions", required=True, type=Path, help="COCO-results JSON with attribute_ids per detection"
+        "--predictions",
+        required=True,
+        type=Path,
+        help="COCO-results JSON; with attribute_ids per detection for Fashionpedia's families (without: COCO "
+        "AP only, e.g. detectron2's or MMDetection's results)",
     )
     parser.add_argument("--iou-types", default="bbox,segm", help="bbox, segm or both, comma separated")
     parser.add_argument(
@@ -78,7 +82,10 @@ def format_table(metrics: dict[str, Any]) -> str:
             continue
         lines.append(f"{iou_type:<8}" + "".join(f"{header:>8}" for header, _, _ in _COLUMNS))
         for label, family in _ROWS:
-            values = metrics[iou_type][family]
+            values = metrics[iou_type].get(family)
+            if values is None:
+                lines.append(f"{label:<8}{'not computed (see below)':>32}")
+                continue
             cells = []
             for _, key, f1_key in _COLUMNS:
                 key = f1_key if family == "f1" else _COCO_KEYS.get(key, key) if family == "coco" else key
@@ -87,4 +94,6 @@ def format_table(metrics: dict[str, Any]) -> str:
             lines.append(f"{label:<8}" + "".join(cells))
         lines.append("")
     lines.append("0-100 scale; AP@50/AP@75 are IoU thresholds, F1 thresholds in the F1 row; - : not defined.")
+    if metrics.get("not_computed"):
+        lines.append(f"not computed: {next(iter(metrics['not_computed'].values()))}")
     return "\n".join(lines)
