@@ -30,6 +30,7 @@ from PIL import Image
 from fashionseg.config import RunConfig, read_config, to_dict
 from fashionseg.data.statistics import constant_attributes
 from fashionseg.errors import FashionsegError
+from fashionseg.models.trunk import is_trunk
 
 # Table I's columns, in the seed's order: our name -> (metrics.json IoU type, COCO key)
 TABLE1_METRICS: dict[str, tuple[str, str]] = {
@@ -850,7 +851,8 @@ def _values_text(values: Sequence[Any]) -> str:
 def limits_reading(configs: Mapping[str, RunConfig]) -> str:
     """What the runs cannot show, in one Markdown paragraph, from their configurations (one per backbone):
     one seed per backbone, the schedule against the seed's and detectron2's 1x, synthetic data, training
-    from scratch; and always that timings depend on the device and the image size."""
+    from scratch or from the project's synthetic trunk; and always that timings depend on the device and
+    the image size."""
     text = ["**What this does not show.**"]
     cfgs = list(configs.values())
     if cfgs:
@@ -878,6 +880,13 @@ def limits_reading(configs: Mapping[str, RunConfig]) -> str:
             text.append(
                 f"{and_list(scratch)} {'was' if len(scratch) == 1 else 'were'} trained from scratch (no "
                 "pretrained weights), where detectron2 and the seed start from ImageNet."
+            )
+        trunk = [name for name, c in configs.items() if is_trunk(c.model.weights)]
+        if trunk:
+            text.append(
+                f"{and_list(trunk)} fine-tuned the project's own ResNet-50 trunk, pretrained on synthetic "
+                "images of the same generator (another seed, no image shared), where detectron2 and the seed "
+                "fine-tune ImageNet's: a trunk from the target's own domain helps more than ImageNet's would."
             )
     text.append("Timings depend on the device and on the image size.")
     return " ".join(text)

@@ -1,0 +1,183 @@
+"""The pretrained trunk: ``fashionseg pretrain`` on a tiny split, the shipped file against its manifest,
+and ``model.weights`` loading a trunk into each design or refusing a bad one with an error saying
+what to do."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from fashionseg.config import load_config
+from fashionseg.data.ontology import LabelSpace, ontology_json
+from fashionseg.errors import FashionsegError
+from fashionseg.models import build_model
+from fashionseg.models.trunk import (
+    TRUNK_FILE,
+    TRUNK_PREFIXES,
+    TrunkError,
+    manifest_path,
+    project_root,
+    read_manifest,
+    save_trunk,
+    sha256_file,
+    trunk_state,
+)
+from fashionseg.pretrain import OverlapError, check_disjoint, pretrain
+
+SIZE = {"min_size": 128, "max_size": 128}
+MAX_TRUNK_BYTES = 50 * 10**6
+
+
+@pytest.fixture(scope="module")
+def labels() -> LabelSpace:
+    return LabelSpace.from_coco(ontology_json())
+
+
+@pytest.fixture(scope="module")
+def trunk_file(tmp_path_factory: pytest.TempPathFactory, labels: LabelSpace) -> Path:
+    """A trunk exported from a freshly initialised R50-FPN (random weights: the plumbing, not the values)."""
+    torch.manual_seed(0)
+    cfg = load_config("scratch")
+    model = build_model(cfg.model, labels, **SIZE)
+    path = tmp_path_factory.mktemp("trunk") / "t.safetensors"
+    save_trunk(trunk_state(model.state_dict(), "R50-FPN"), path, {"depth": 50, "norm": "gn"})
+    return path
+
+
+@pytest.mark.parametrize(
+    ("arch", "res5_key"),
+    [
+        ("R50-FPN", "backbone.body.layer4.2.conv3.weight"),
+        ("R50-C4", "roi_heads.box_head.2.conv3.weight"),  # res5 is R50-C4's box head
+        ("R50-DC5", "backbone.body.layer4.2.conv3.weight"),
+    ],
+)
+def test_a_trunk_fills_the_resnet_of_each_design(trunk_file, labels, arch, res5_key):
+    from safetensors.torch import load_file
+
+    stored = load_file(str(trunk_file))
+    cfg = load_config("scratch", {"model.arch": arch, "model.weights": str(trunk_file)})
+    model = build_model(cfg.model, labels, **SIZE)
+    state = model.state_dict()
+    assert torch.equal(state[res5_key], stored["layer4.2.conv3.weight"].float())
+    assert torch.equal(state["backbone.body.conv1.weight"], stored["conv1.weight"].float())
+    assert torch.equal(state["backbone.body.layer3.5.bn2.weight"], stored["layer3.5.bn2.weight"].float())
+    # pretrained: the stem and res2 stay frozen (detectron2's FREEZE_AT=2), res3 on train
+    assert not model.backbone.body.conv1.weight.requires_grad
+    assert not model.backbone.body.layer1[0].conv1.weight.requires_grad
+    assert model.backbone.body.layer2[0].conv1.weight.requires_grad
+    if arch == "R50-DC5":
+        assert model.backbone.body.layer4[0].conv2.dilation == (2, 2)
+
+
+def test_the_manifest_records_the_file_it_describes(trunk_file):
+    manifest = read_manifest(trunk_file)
+    assert manifest["sha256"] == sha256_file(trunk_file)
+    assert manifest["bytes"] == trunk_file.stat().st_size <= MAX_TRUNK_BYTES
+    assert manifest["dtype"] == "float16"
+    from safetensors import safe_open
+
+    with safe_open(str(trunk_file), "pt") as f:
+        keys = list(f.keys())
+    assert len(keys) == manifest["tensors"]
+    assert all(key.startswith(TRUNK_PREFIXES) for key in keys)  # the ResNet only: no fc, FPN or heads
+    assert any(key.startswith("layer4.") for key in keys)
+
+
+def _copy(trunk_file: Path, tmp_path: Path) -> Path:
+    copy = tmp_path / trunk_file.name
+    copy.write_bytes(trunk_file.read_bytes())
+    manifest_path(copy).write_text(manifest_path(trunk_file).read_text())
+    return copy
+
+
+def _build(labels: LabelSpace, weights: str, **overrides: object) -> None:
+    cfg = load_config("scratch", {"model.weights": weights, **overrides})
+    build_model(cfg.model, labels, **SIZE)
+
+
+def test_a_missing_trunk_names_the_file_and_make_pretrain(labels, tmp_path):
+    with pytest.raises(TrunkError, match=r"nothing\.safetensors does not exist.*make pretrain"):
+        _build(labels, str(tmp_path / "nothing.safetensors"))
+
+
+def test_a_corrupt_trunk_names_the_file_the_manifest_and_make_pretrain(trunk_file, labels, tmp_path):
+    copy = _copy(trunk_file, tmp_path)
+    data = bytearray(copy.read_bytes())
+    data[-100] ^= 0xFF
+    copy.write_bytes(bytes(data))
+    with pytest.raises(TrunkError, match=r"t\.safetensors is corrupt.*t\.json.*make pretrain"):
+        _build(labels, str(copy))
+
+
+def test_a_trunk_without_its_manifest_is_refused(trunk_file, labels, tmp_path):
+    copy = _copy(trunk_file, tmp_path)
+    manifest_path(copy).unlink()
+    with pytest.raises(TrunkError, match=r"t\.json is missing.*make pretrain"):
+        _build(labels, str(copy))
+
+
+def test_a_groupnorm_trunk_does_not_fill_a_batchnorm_resnet(trunk_file, labels):
+    with pytest.raises(TrunkError, match=r"norm gn.*t\.json.*model\.norm=bn.*make pretrain"):
+        _build(labels, str(trunk_file), **{"model.norm": "bn"})
+
+
+def _tiny_pretrain_config(root: Path, out: Path, seed: int):
+    return load_config(
+        "pretrain",
+        {
+            "output_dir": str(out),
+            "data.root": str(root),
+            "data.synth_train": 6,
+            "data.synth_val": 2,
+            "data.synth_size": 128,
+            "data.synth_seed": seed,
+            "data.min_size": 128,
+            "data.max_size": 128,
+            "solver.max_iter": 3,
+            "solver.steps": [],
+            "solver.warmup_iters": 1,
+            "solver.eval_period": 2,
+            "solver.checkpoint_period": 2,
+        },
+    )
+
+
+@pytest.mark.slow
+def test_pretrain_writes_a_trunk_and_manifest_and_resumes(synthetic_data_config, tmp_path):
+    cfg = _tiny_pretrain_config(tmp_path / "data", tmp_path / "runs", seed=7)
+    out = tmp_path / "weights" / "trunk.safetensors"
+    manifest = pretrain(cfg, out, synthetic_data_config, show_progress=False)
+    assert manifest == json.loads(manifest_path(out).read_text())
+    assert manifest["sha256"] == sha256_file(out)
+    assert manifest["iterations"] == 3 and manifest["train_seconds"] > 0
+    assert manifest["data"]["synth_seed"] == 7
+    assert manifest["data"]["disjoint_from_study"]["shared"] == 0
+    assert manifest["cpu"]["model"] and manifest["recipe"]["solver"]["max_iter"] == 3
+    assert [p["iteration"] for p in manifest["learning_curve"]] == [2, 3]
+    assert manifest["bytes"] <= MAX_TRUNK_BYTES
+    # a finished run is continued, not retrained: the same weights, so the same file
+    again = pretrain(cfg, out, synthetic_data_config, show_progress=False)
+    assert again["sha256"] == manifest["sha256"]
+
+
+def test_a_pretraining_split_sharing_images_with_the_study_is_refused(synthetic_data_config, tmp_path):
+    same = dataclasses.replace(synthetic_data_config)  # the study's own images
+    with pytest.raises(OverlapError, match=r"also appear in the study's data.*data\.synth_seed"):
+        check_disjoint(same, synthetic_data_config, show_progress=False)
+    assert isinstance(OverlapError("x"), FashionsegError)
+
+
+def test_the_committed_trunk_matches_its_manifest():
+    path = project_root() / TRUNK_FILE
+    manifest = read_manifest(path)
+    assert sha256_file(path) == manifest["sha256"]
+    assert path.stat().st_size == manifest["bytes"] <= MAX_TRUNK_BYTES
+    assert manifest["norm"] == load_config("demo").model.norm
+    assert manifest["data"]["synth_seed"] != load_config("demo").data.synth_seed
+    assert manifest["iterations"] == manifest["recipe"]["solver"]["max_iter"]
+    assert manifest["learning_curve"] and manifest["loss_curve"]
