@@ -207,7 +207,13 @@ def describe_run(run_dir: str | Path) -> str:
     cfg = read_config(run_dir / "config.yaml")
     device = read_env(run_dir).get("device", cfg.device)
     data = "synthetic data" if cfg.data.synthetic else "Fashionpedia-format data"
-    weights = "from scratch" if cfg.model.weights == "none" else f"from {cfg.model.weights} weights"
+    weights = (
+        "from scratch"
+        if cfg.model.weights == "none"
+        else "fine-tuned from the pretrained trunk"
+        if is_trunk(cfg.model.weights)
+        else f"from {cfg.model.weights} weights"
+    )
     return (
         f"{data} ({cfg.data.root}), {cfg.solver.max_iter} iterations at batch {cfg.solver.ims_per_batch}, "
         f"shortest edge {cfg.data.min_size} px, {weights}, on {device}"
@@ -886,7 +892,7 @@ def limits_reading(configs: Mapping[str, RunConfig]) -> str:
             text.append(
                 f"{and_list(trunk)} fine-tuned the project's own ResNet-50 trunk, pretrained on synthetic "
                 "images of the same generator (another seed, no image shared), where detectron2 and the seed "
-                "fine-tune ImageNet's: a trunk from the target's own domain helps more than ImageNet's would."
+                "fine-tune ImageNet's: that trunk is closer to its target than ImageNet is to Fashionpedia."
             )
     text.append("Timings depend on the device and on the image size.")
     return " ".join(text)
