@@ -254,6 +254,37 @@ def test_inference_at_detectron2s_counts_is_read_from_the_benchmark_file(tmp_pat
     assert "(1000 proposals, at most 100 detections an image)" in text
     assert "R50-C4 900 ms/image at 1000 proposals against 200 at the demo's 50 (4.5x)" in text
     assert "batch 1, 2 threads, 2 warm-up batches, the median over 24 validation images, fp32" in text
+    for row, gflops, share in zip(rows, (300.0, 450.0), (0.4, 0.6), strict=True):
+        row.update(gflops=gflops, share_of_peak=share)
+    (tmp_path / reporting.INFERENCE_SPEED_FILE).write_text(json.dumps(record))
+    text = reporting.inference_speed_text(tmp_path)
+    assert "(4.5x), 300 GFLOP/s, 40% and 450 GFLOP/s, 60% of the matmul peak" in text
+
+
+def test_the_training_step_is_read_against_the_peak_measured_beside_it(tmp_path):
+    assert "python benchmarks/train_speed.py --json" in reporting.train_speed_text(tmp_path)
+
+    def row(precision: str, seconds: float, gflops: float, share: float) -> dict:
+        return {
+            "arch": "R50-DC5",
+            "precision": precision,
+            "gflop_per_step": 135.0,
+            "median_seconds": {"step": seconds},
+            "gflops": gflops,
+            "share_of_peak": share,
+        }
+
+    record = {
+        "machine": {"cpu": {"model": "AMD EPYC"}, "threads": 2},
+        "peak": {"method": "torch.mm 2048x2048", "gflops": {"fp32": 200.0, "bf16": 800.0}},
+        "date": "2026-12-07",
+        "results": [row("fp32", 1.5, 90.0, 0.45), row("bf16", 1.25, 108.0, 0.135)],
+    }
+    (tmp_path / reporting.TRAIN_SPEED_FILE).write_text(json.dumps(record))
+    text = reporting.train_speed_text(tmp_path)
+    assert "(AMD EPYC, 2 threads, 2026-12-07; torch.mm 2048x2048: fp32 200, bf16 800 GFLOP/s)" in text
+    assert "R50-DC5 135 GFLOP a step, 1.50 s in fp32 (45% of the fp32 peak)" in text
+    assert "1.25 s in bf16 (108 GFLOP/s, 14% of the bf16 peak)" in text
 
 
 def test_missed_categories_are_named_per_backbone():

@@ -516,7 +516,7 @@ def inference_speed_text(results_dir: str | Path) -> str:
             parts.append(
                 f"{arch} {d2['ms_per_image']:.0f} ms/image at {d2['proposals']} proposals against "
                 f"{demo['ms_per_image']:.0f} at the demo's {demo['proposals']} "
-                f"({d2['ms_per_image'] / demo['ms_per_image']:.1f}x)"
+                f"({d2['ms_per_image'] / demo['ms_per_image']:.1f}x)" + _share_text(demo, d2)
             )
             counts = f" ({d2['proposals']} proposals, at most {d2['max_detections']} detections an image)"
     return (
@@ -526,6 +526,51 @@ def inference_speed_text(results_dir: str | Path) -> str:
         f"{record['date']}): batch {record['batch']}, {record['threads']} threads, "
         f"{record['warmup_batches']} warm-up batches, the median over {record['images']} validation images, "
         f"{record['precision']}."
+    )
+
+
+def _share_text(*rows: dict[str, Any]) -> str:
+    """`` (GFLOP/s ..., ... of the peak)`` of benchmark rows that carry them (older files do not)."""
+    if not all("share_of_peak" in row for row in rows):
+        return ""
+    shares = " and ".join(f"{row['gflops']:.0f} GFLOP/s, {row['share_of_peak']:.0%}" for row in rows)
+    return f", {shares} of the matmul peak"
+
+
+TRAIN_SPEED_FILE = "train_speed.json"  # written by benchmarks/train_speed.py --json
+
+
+def train_speed_text(results_dir: str | Path) -> str:
+    """Each backbone's training step against the machine's measured matmul peak, from the results folder's
+    ``train_speed.json`` (``benchmarks/train_speed.py --json``): GFLOP per step, fp32 and bf16 step times,
+    achieved GFLOP/s and their share of the same run's fp32 / bf16 peak; or how to measure it. One paragraph:
+    the ratios carry over to other machines better than the seconds."""
+    path = Path(results_dir) / TRAIN_SPEED_FILE
+    if not path.is_file():
+        return f"The training step was not profiled here: python benchmarks/train_speed.py --json {path}."
+    record = json.loads(path.read_text())
+    peak = record["peak"]["gflops"]
+    by_arch: dict[str, dict[str, dict[str, Any]]] = {}
+    for row in record["results"]:
+        by_arch.setdefault(row["arch"], {})[row["precision"]] = row
+    parts = []
+    for arch, rows in by_arch.items():
+        if {"fp32", "bf16"} <= rows.keys():
+            fp32, bf16 = rows["fp32"], rows["bf16"]
+            seconds = fp32["median_seconds"]["step"], bf16["median_seconds"]["step"]
+            parts.append(
+                f"{arch} {bf16['gflop_per_step']:.0f} GFLOP a step, {seconds[0]:.2f} s in fp32 "
+                f"({fp32['share_of_peak']:.0%} of the fp32 peak) and {seconds[1]:.2f} s in bf16 "
+                f"({bf16['gflops']:.0f} GFLOP/s, {bf16['share_of_peak']:.0%} of the bf16 peak)"
+            )
+    cpu = record["machine"]["cpu"]["model"]
+    return (
+        f"Training steps against this machine's peak ({cpu}, {record['machine']['threads']} threads, "
+        f"{record['date']}; {record['peak']['method']}: fp32 {peak['fp32']:.0f}, bf16 {peak['bf16']:.0f} "
+        f"GFLOP/s): " + "; ".join(parts) + ". FLOPs are FlopCounterMode's (convolutions and matmuls, forward "
+        "and backward) at the demo preset, batch 2; the peak is a matmul's, not the hardware's, so a dense "
+        "convolution can pass it. benchmarks/train_speed.py measured them, with the forward, backward and "
+        "optimizer split and the top operators."
     )
 
 
