@@ -106,12 +106,13 @@ def _env() -> dict:
 
 @pytest.mark.slow
 def test_a_finished_run_of_another_configuration_is_not_overwritten(synthetic_root, tmp_path):
-    cfg = load_config("demo", tiny_overrides(synthetic_root, tmp_path, **{"solver.max_iter": 2}))
+    short = {"solver.max_iter": 2, "solver.steps": [1]}
+    cfg = load_config("demo", tiny_overrides(synthetic_root, tmp_path, **short))
     run_dir = train(cfg, show_progress=False)
     final = (run_dir / "model_final.pt").read_bytes()
     config = (run_dir / "config.yaml").read_text()
 
-    other = load_config("demo", tiny_overrides(synthetic_root, tmp_path, **{"solver.max_iter": 3}))
+    other = load_config("demo", tiny_overrides(synthetic_root, tmp_path, **{**short, "solver.max_iter": 3}))
     assert other.run_dir == run_dir
     with pytest.raises(FashionsegError, match=r"another configuration \(solver\.max_iter 2 -> 3\).*--force"):
         train(other, show_progress=False)
@@ -174,7 +175,7 @@ def test_resume_after_sigkill_ends_with_the_same_weights(synthetic_root, tmp_pat
 
 @pytest.mark.slow
 def test_torchrun_two_processes_with_gloo(synthetic_root, tmp_path):
-    cmd = _train_cmd(synthetic_root, tmp_path, "solver.max_iter=3", "device=cpu")
+    cmd = _train_cmd(synthetic_root, tmp_path, "solver.max_iter=3", "solver.steps=[2]", "device=cpu")
     command = torchrun_launcher(29531) + ["-m", "fashionseg"] + cmd[3:]
     subprocess.run(command, env=_env(), check=True, timeout=600)
     run_dir = tmp_path / "R50-FPN"

@@ -109,7 +109,9 @@ def save_trunk(state: Mapping[str, Tensor], path: str | Path, manifest: dict[str
             value = value.to(STORAGE_DTYPE)
         stored[key] = value.contiguous().cpu()
     tmp = path.with_name(f".{path.name}.tmp")
-    save_file(stored, str(tmp), metadata={"format": "pt", "dtype": str(STORAGE_DTYPE)})
+    # one metadata key: safetensors writes a map's keys in no fixed order, and the file's bytes must be a
+    # function of the weights (the manifest's SHA-256; a resumed pretraining rewrites the same file)
+    save_file(stored, str(tmp), metadata={"format": "pt"})
     tmp.replace(path)
     written = {
         **manifest,
