@@ -56,7 +56,7 @@ from fashionseg.data.synthetic import ensure_synthetic
 from fashionseg.data.transforms import RandomHorizontalFlip
 from fashionseg.distributed import DistInfo
 from fashionseg.models import build_model
-from fashionseg.models.trunk import is_trunk, resolve_trunk_path
+from fashionseg.models.trunk import is_trunk, project_root, resolve_trunk_path
 from fashionseg.train import _train_step, build_optimizer, build_train_dataset, build_train_loader
 
 PRECISIONS = {"fp32": False, "bf16": True}  # solver.amp of each (bf16 only where the CPU has it natively)
@@ -218,9 +218,11 @@ def default_weights(preset_weights: str) -> tuple[str, str]:
     if preset_weights == "none":
         return "none", "the preset's"
     path = resolve_trunk_path(preset_weights) if is_trunk(preset_weights) else Path(preset_weights)
+    root = project_root()
+    shown = path.resolve().relative_to(root) if path.resolve().is_relative_to(root) else path
     if path.is_file():
-        return preset_weights, f"the preset's, {path}"
-    return "none", f"the preset's {preset_weights} is not a file here ({path})"
+        return preset_weights, f"the preset's, {shown}"
+    return "none", f"the preset's {preset_weights} is not a file here ({shown})"
 
 
 def run_arch(arch: str, precision: str, count_flops: bool, args: argparse.Namespace) -> dict[str, Any]:
