@@ -51,12 +51,13 @@ from fashionseg.config import (
     add_override_argument,
     load_config,
     parse_override,
+    project_root,
 )
 from fashionseg.data.synthetic import ensure_synthetic
 from fashionseg.data.transforms import RandomHorizontalFlip
 from fashionseg.distributed import DistInfo
 from fashionseg.models import build_model
-from fashionseg.models.trunk import is_trunk, project_root, resolve_trunk_path
+from fashionseg.models.trunk import is_trunk, resolve_trunk_path
 from fashionseg.train import _train_step, build_optimizer, build_train_dataset, build_train_loader
 
 PRECISIONS = {"fp32": False, "bf16": True}  # solver.amp of each (bf16 only where the CPU has it natively)

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from fashionseg.config import load_config
+from fashionseg.config import load_config, project_root
 from fashionseg.data.ontology import LabelSpace, ontology_json
 from fashionseg.errors import FashionsegError
 from fashionseg.models import build_model
@@ -20,7 +20,6 @@ from fashionseg.models.trunk import (
     TRUNK_PREFIXES,
     TrunkError,
     manifest_path,
-    project_root,
     read_manifest,
     save_trunk,
     sha256_file,

@@ -262,7 +262,7 @@ def file_label(path: str | Path) -> str:
     resolved = path.resolve()
     for base, shown in (
         (PRESET_DIR.resolve(), Path("presets")),
-        (_project_root(), Path()),
+        (project_root(), Path()),
         (Path.cwd(), Path()),
     ):
         if resolved.is_relative_to(base):
@@ -270,9 +270,9 @@ def file_label(path: str | Path) -> str:
     return str(path)
 
 
-def _project_root() -> Path:
-    """The checkout this package runs from (an editable install), else the working folder (as
-    ``models.trunk.project_root``, which config cannot import: it loads torch)."""
+def project_root() -> Path:
+    """The checkout this package runs from (an editable install), else the working folder: where the
+    shipped trunk (``weights/``) and relative preset paths are looked up."""
     here = Path(__file__).resolve().parents[2]
     return here if (here / "pyproject.toml").is_file() else Path.cwd().resolve()
 

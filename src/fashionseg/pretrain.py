@@ -28,12 +28,13 @@ from fashionseg.config import (
     add_override_argument,
     list_presets,
     load_config,
+    project_root,
     to_dict,
 )
 from fashionseg.data.synthetic import SPLITS, ensure_synthetic
 from fashionseg.errors import FashionsegError
 from fashionseg.evaluation import runs
-from fashionseg.models.trunk import TRUNK_FILE, project_root, save_trunk, trunk_state
+from fashionseg.models.trunk import TRUNK_FILE, save_trunk, trunk_state
 from fashionseg.train import refuse_to_overwrite, train
 
 PRETEXT = "R50-FPN detection and segmentation (Mask R-CNN with attributes) on a separate synthetic split"

@@ -37,6 +37,7 @@ from fashionseg.config import (
     flatten,
     list_presets,
     load_config,
+    project_root,
     read_config,
     save_config,
     to_dict,
@@ -48,7 +49,7 @@ from fashionseg.distributed import DistInfo, barrier, init_from_env, resolve_dev
 from fashionseg.errors import FashionsegError
 from fashionseg.evaluation import runs
 from fashionseg.models import build_model
-from fashionseg.models.trunk import TRUNK_FILE, manifest_path, project_root, read_manifest
+from fashionseg.models.trunk import TRUNK_FILE, manifest_path, read_manifest
 from fashionseg.precision import autocast_dtype
 from fashionseg.predict import Predictor
 

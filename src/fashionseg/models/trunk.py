@@ -22,6 +22,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from fashionseg.config import project_root
 from fashionseg.errors import FashionsegError
 
 # the value of model.weights that names the shipped trunk, and the file it names (relative to the project)
@@ -41,12 +42,6 @@ REMAKE = "make pretrain (fashionseg pretrain)"
 
 class TrunkError(FashionsegError):
     """The trunk file is missing, damaged, does not match its manifest, or does not fit the model."""
-
-
-def project_root() -> Path:
-    """The checkout this package runs from (an editable install), else the working folder."""
-    here = Path(__file__).resolve().parents[3]
-    return here if (here / "pyproject.toml").is_file() else Path.cwd()
 
 
 def resolve_trunk_path(weights: str) -> Path:

@@ -14,7 +14,8 @@ from typing import Any
 import pandas as pd
 from matplotlib.figure import Figure
 
-from fashionseg.models.trunk import TRUNK_FILE, project_root, read_manifest
+from fashionseg.config import project_root
+from fashionseg.models.trunk import TRUNK_FILE, read_manifest
 
 
 def read_trunk_manifest(trunk_path: str | Path | None = None) -> dict[str, Any]:
