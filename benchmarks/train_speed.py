@@ -44,6 +44,7 @@ import peak
 import torch
 from torch import Tensor, nn
 
+from fashionseg.allocator import keep_freed_memory
 from fashionseg.config import (
     ARCHITECTURES,
     RunConfig,
@@ -181,6 +182,7 @@ class Training:
 def measure(arch: str, precision: str, args: argparse.Namespace) -> dict[str, Any]:
     """Time ``args.iterations`` steps of ``arch`` after ``args.warmup``; then, when asked, profile bf16
     steps and count the FLOPs of one float32 step. Medians in seconds."""
+    keep_freed_memory()  # as fashionseg.train.train does
     values = dict(map(parse_override, args.overrides))
     values.update({"model.arch": arch, "solver.amp": PRECISIONS[precision], "device": "cpu"})
     cfg = load_config("demo", values)

@@ -23,6 +23,7 @@ from torchvision.transforms.functional import pil_to_tensor
 from tqdm.auto import tqdm
 
 from fashionseg import checkpoint, precision
+from fashionseg.allocator import keep_freed_memory
 from fashionseg.config import from_dict
 from fashionseg.data.images import ImageReadError, read_image
 from fashionseg.data.ontology import LabelSpace
@@ -51,6 +52,7 @@ class Predictor:
         device: torch.device,
         amp: bool | None = None,
     ):
+        keep_freed_memory()  # inference allocates and frees the same large blocks per batch too
         self.model = model.eval().to(device)
         self.labels = labels
         self.config = config
