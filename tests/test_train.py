@@ -16,8 +16,10 @@ from support import torchrun_launcher
 from fashionseg import train as train_module
 from fashionseg.checkpoint import load
 from fashionseg.config import load_config
+from fashionseg.data.ontology import LabelSpace, ontology_json
 from fashionseg.errors import FashionsegError
 from fashionseg.evaluation.runs import evaluate_run
+from fashionseg.models import build_model
 from fashionseg.train import NonFiniteLossError, TrainingSampler, lr_factor, train
 
 
@@ -50,6 +52,23 @@ def test_lr_factor_warms_up_then_steps():
     assert lr_factor(10, 10, 0.001, (20, 30), 0.1) == pytest.approx(1.0)
     assert lr_factor(25, 10, 0.001, (20, 30), 0.1) == pytest.approx(0.1)
     assert lr_factor(30, 10, 0.001, (20, 30), 0.1) == pytest.approx(0.01)
+
+
+@pytest.mark.parametrize("arch", ["R50-C4", "R50-DC5"])
+def test_the_resnet_learns_at_its_lr_factor_and_the_heads_at_lr(arch):
+    cfg = load_config("demo", [f"model.arch={arch}", "model.weights=none", "solver.resnet_lr_factor=0.25"])
+    model = build_model(cfg.model, LabelSpace.from_coco(ontology_json()), min_size=96, max_size=128)
+    optimizer, _, _ = train_module.build_optimizer(model, cfg.solver, torch.device("cpu"))
+    lr_of = {id(p): group["initial_lr"] for group in optimizer.param_groups for p in group["params"]}
+    names = dict(model.named_parameters())
+    resnet = {n for n in names if n in model.resnet_parameter_names}
+    # R50-C4's res5 is its box head, yet still the ResNet's; the box predictor is a head
+    assert any(n.startswith("roi_heads.box_head.") for n in resnet) == (arch == "R50-C4")
+    assert {lr_of[id(names[n])] for n in resnet} == {cfg.solver.lr * 0.25}
+    heads = set(names) - resnet
+    assert "roi_heads.box_predictor.cls_score.weight" in heads
+    assert {lr_of[id(names[n])] for n in heads} == {cfg.solver.lr}
+    assert len(lr_of) == len(names)  # every parameter in exactly one group
 
 
 def _take(sampler, n):

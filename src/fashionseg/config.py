@@ -106,6 +106,7 @@ class SolverConfig:
     reference_batch: int = 16
     momentum: float = 0.9
     weight_decay: float = 1e-4
+    resnet_lr_factor: float = 1.0  # the ResNet's weights learn at this times lr (the heads at lr)
     max_iter: int = 90000
     steps: tuple[int, ...] = (60000, 80000)
     gamma: float = 0.1
@@ -558,6 +559,7 @@ RANGES: dict[str, Range] = {
     "solver.reference_batch": _POSITIVE,
     "solver.momentum": Range(0, 1, integer=False, open_high=True),
     "solver.weight_decay": Range(0, integer=False),
+    "solver.resnet_lr_factor": Range(0, integer=False, open_low=True),
     "solver.max_iter": _POSITIVE,
     "solver.steps": _POSITIVE,
     "solver.gamma": Range(0, 1, integer=False, open_low=True),

@@ -68,6 +68,9 @@ class AttributeMaskRCNN(GeneralizedRCNN):
         super().__init__(backbone, rpn, roi_heads, transform)
         self.attribute_ids_map = tuple(attribute_ids_map)
         self.attribute_threshold = attribute_threshold
+        # the names of the ResNet's parameters wherever the architecture put them (R50-C4: res5 in the box
+        # head); build_model fills it in, the optimizer gives them solver.resnet_lr_factor
+        self.resnet_parameter_names: frozenset[str] = frozenset()
 
     def forward(
         self, images: list[Tensor], targets: list[dict[str, Tensor]] | None = None
@@ -280,6 +283,8 @@ def build_model(cfg: ModelConfig, labels: LabelSpace, *, min_size: int, max_size
     model = AttributeMaskRCNN(
         backbone, rpn, roi_heads, transform, labels.attribute_ids, cfg.attribute_threshold
     )
+    resnet_ids = {id(p) for p in resnet.parameters()}
+    model.resnet_parameter_names = frozenset(n for n, p in model.named_parameters() if id(p) in resnet_ids)
     if cfg.weights == "coco":
         coco = MaskRCNN_ResNet50_FPN_Weights.COCO_V1
         load_matching(model, load_torchvision_state(coco, "weights=coco"), f"torchvision {coco}")
