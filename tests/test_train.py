@@ -54,6 +54,17 @@ def test_lr_factor_warms_up_then_steps():
     assert lr_factor(30, 10, 0.001, (20, 30), 0.1) == pytest.approx(0.01)
 
 
+def test_cosine_lr_factor_warms_up_then_falls_to_zero_at_max_iter():
+    def cosine(it):
+        return lr_factor(it, 10, 0.001, (20, 30), 0.1, "WarmupCosineLR", 100)
+
+    assert cosine(0) == pytest.approx(0.001)
+    assert cosine(10) == pytest.approx(0.5 * (1 + math.cos(math.pi * 0.1)))
+    assert cosine(50) == pytest.approx(0.5)  # steps and gamma play no part
+    assert cosine(100) == pytest.approx(0.0, abs=1e-12)
+    assert all(cosine(i) > cosine(i + 1) for i in range(10, 99))
+
+
 @pytest.mark.parametrize("arch", ["R50-C4", "R50-DC5"])
 def test_the_resnet_learns_at_its_lr_factor_and_the_heads_at_lr(arch):
     cfg = load_config("demo", [f"model.arch={arch}", "model.weights=none", "solver.resnet_lr_factor=0.25"])

@@ -108,6 +108,9 @@ class SolverConfig:
     weight_decay: float = 1e-4
     resnet_lr_factor: float = 1.0  # the ResNet's weights learn at this times lr (the heads at lr)
     max_iter: int = 90000
+    # detectron2's SOLVER.LR_SCHEDULER_NAME: WarmupMultiStepLR (gamma at each of `steps`) or WarmupCosineLR
+    # (half a cosine from lr to 0 over max_iter; steps and gamma unused)
+    lr_scheduler: str = "WarmupMultiStepLR"
     steps: tuple[int, ...] = (60000, 80000)
     gamma: float = 0.1
     warmup_iters: int = 1000
@@ -483,6 +486,7 @@ def read_config(path: str | Path) -> RunConfig:
 DEPTHS = (18, 34, 50, 101)
 NORMS = ("auto", "frozen_bn", "bn", "gn")
 HEAD_NORMS = ("none", "gn")
+LR_SCHEDULERS = ("WarmupMultiStepLR", "WarmupCosineLR")
 WEIGHT_NAMES = ("none", "trunk", "imagenet", "coco")
 DEVICES = ("auto", "cpu", "cuda", "cuda:N")
 # Image sides in pixels: below the ResNet's stride of 32 the last stage has no pixel left; above 10,000 an
@@ -576,6 +580,7 @@ CHOICES: dict[str, tuple[Any, ...]] = {
     "model.depth": DEPTHS,
     "model.norm": NORMS,
     "model.head_norm": HEAD_NORMS,
+    "solver.lr_scheduler": LR_SCHEDULERS,
 }
 # text values that name a file or folder: empty text would silently mean the working folder
 PATHS = (

@@ -60,10 +60,20 @@ class NonFiniteLossError(FashionsegError):
 
 
 def lr_factor(
-    iteration: int, warmup_iters: int, warmup_factor: float, steps: tuple[int, ...], gamma: float
+    iteration: int,
+    warmup_iters: int,
+    warmup_factor: float,
+    steps: tuple[int, ...],
+    gamma: float,
+    scheduler: str = "WarmupMultiStepLR",
+    max_iter: int = 0,
 ) -> float:
-    """detectron2's WarmupMultiStepLR: linear warmup from ``warmup_factor`` to 1, then ``gamma`` per step."""
-    decay = gamma ** sum(iteration >= s for s in steps)
+    """detectron2's schedulers: linear warmup from ``warmup_factor`` to 1, then ``gamma`` per step
+    (WarmupMultiStepLR) or half a cosine from 1 to 0 over ``max_iter`` (WarmupCosineLR)."""
+    if scheduler == "WarmupCosineLR":
+        decay = 0.5 * (1.0 + math.cos(math.pi * iteration / max_iter))
+    else:
+        decay = gamma ** sum(iteration >= s for s in steps)
     if iteration >= warmup_iters:
         return decay
     alpha = iteration / warmup_iters
@@ -352,7 +362,15 @@ def build_optimizer(
     )
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer,
-        lambda it: lr_factor(it, solver.warmup_iters, solver.warmup_factor, solver.steps, solver.gamma),
+        lambda it: lr_factor(
+            it,
+            solver.warmup_iters,
+            solver.warmup_factor,
+            solver.steps,
+            solver.gamma,
+            solver.lr_scheduler,
+            solver.max_iter,
+        ),
     )
     # float16 needs loss scaling; bfloat16 (the CPU's autocast dtype) has float32's range and does not
     scaler = torch.amp.GradScaler("cuda", enabled=autocast_dtype(device, solver.amp) == torch.float16)
