@@ -12,19 +12,23 @@ import pytest
 from fashionseg import reporting
 from fashionseg.config import load_config, save_config
 from fashionseg.errors import FashionsegError
+from fashionseg.evaluation.runs import WARMUP_BATCHES, speed_entry
+from fashionseg.rundir import RunDir
 from fashionseg.trends.collection import PlantedTrends
 
 
-def _run(root: Path, arch: str, threads: int = 2, speed: dict | None = None) -> Path:
-    """A run folder of the demo preset for ``arch``: config.yaml, env.json and a metrics.json speed entry."""
-    run_dir = root / arch
-    run_dir.mkdir(parents=True)
-    save_config(load_config("demo", {"model.arch": arch}), run_dir / "config.yaml")
+def _run(root: Path, arch: str, threads: int = 2, batch_size: int = 4) -> Path:
+    """A run folder of the demo preset for ``arch``: config.yaml, env.json and the speed entry of
+    metrics.json as evaluate_run writes it."""
+    run = RunDir.of(root, arch)
+    run.path.mkdir(parents=True)
+    save_config(load_config("demo", {"model.arch": arch}), run.config_file)
     env = {"torch": "2.x", "torchvision": "0.y", "python": "3.11", "device": "cpu", "cpu_threads": threads}
-    (run_dir / "env.json").write_text(json.dumps({**env, "git_commit": "0123456789abcdef"}))
-    speed = {"inference_ms_per_image": 10.0, "device": "cpu", "images": 40} | (speed or {})
-    (run_dir / "metrics.json").write_text(json.dumps({"speed": speed}))
-    return run_dir
+    run.env_file.write_text(json.dumps({**env, "git_commit": "0123456789abcdef"}))
+    log = [{"iteration": i, "time": 0.5} for i in (20, 40)]
+    speed = speed_entry(log, model_seconds=0.4, images=40, device="cpu", batch_size=batch_size)
+    run.metrics_file.write_text(json.dumps({"speed": speed}))
+    return run.path
 
 
 def test_recipe_table_reads_each_runs_config_and_env(tmp_path):
@@ -58,9 +62,9 @@ def test_speed_conditions_and_note_state_counts_batches_warmup_and_threads(tmp_p
     assert conditions.loc["R50-C4", "test proposals (detectron2: 1000)"] == 50
     assert conditions.loc["R50-DC5", "training RoIs/image (detectron2: 512)"] == 16
     assert conditions["detections/image (detectron2: 100)"].tolist() == [50, 50, 50]
-    # notebook 02 evaluates with evaluate_run's default batch, and times every batch (no warm-up)
+    # what evaluate_run recorded: its batch, and every batch timed (no warm-up)
     assert conditions["inference batch"].tolist() == [4, 4, 4]
-    assert conditions["warm-up batches"].tolist() == [0, 0, 0]
+    assert conditions["warm-up batches"].tolist() == [WARMUP_BATCHES] * 3 == [0, 0, 0]
     assert conditions["threads"].tolist() == [2, 2, 2]
     note = reporting.speed_note(conditions)
     assert (
@@ -73,13 +77,13 @@ def test_speed_conditions_and_note_state_counts_batches_warmup_and_threads(tmp_p
     assert "`" not in note  # pasted as plain text (glue:text): no Markdown
 
 
-def test_speed_conditions_prefer_what_metrics_json_records(tmp_path):
-    _run(tmp_path, "R50-C4", threads=8, speed={"batch_size": 1, "warmup_batches": 2})
+def test_speed_conditions_read_what_evaluate_run_records(tmp_path):
+    _run(tmp_path, "R50-C4", threads=8, batch_size=1)
     conditions = reporting.speed_conditions(tmp_path, ["R50-C4"])
     assert conditions.loc["R50-C4", "inference batch"] == 1
-    assert conditions.loc["R50-C4", "warm-up batches"] == 2
+    assert conditions.loc["R50-C4", "images timed"] == 40
     note = reporting.speed_note(conditions)
-    assert "no warm-up" not in note and "with 8 CPU threads" in note
+    assert "in batches of 1" in note and "with 8 CPU threads" in note
     assert "not at equal counts" not in note  # one run: nothing to compare
     assert reporting.speed_note(conditions.iloc[:0]).startswith("No backbone has a finished run")
 

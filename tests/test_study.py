@@ -24,7 +24,7 @@ from PIL import Image
 from pycocotools import mask as mask_utils
 
 from fashionseg import book, reporting, study
-from fashionseg.config import ARCHITECTURES, load_config, save_config
+from fashionseg.config import ARCHITECTURES, load_config, read_config, save_config
 from fashionseg.data import statistics
 from fashionseg.errors import FashionsegError
 from fashionseg.evaluation import per_image
@@ -336,7 +336,7 @@ def test_runner_trains_the_other_seeds_into_their_own_folders_then_compares_them
         ("R50-FPN", 2, "results/demo/seed-2"),
         ("R50-C4", 2, "results/demo/seed-2"),
     ]
-    assert study.read_config(plan.results / "seed-2" / "R50-C4" / "config.yaml").seed == 2
+    assert read_config(plan.results / "seed-2" / "R50-C4" / "config.yaml").seed == 2
     seeds = [p for n, p in executor.parameters if n == study.SEEDS_NOTEBOOK]
     assert seeds == [{"results_dir": "results/demo", "archs": ["R50-FPN", "R50-C4"], "seeds": [0, 2]}]
 

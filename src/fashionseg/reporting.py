@@ -446,16 +446,6 @@ SPEED_COUNT_LABELS = {
 }
 
 
-def _evaluation_batch() -> int:
-    """The batch :func:`fashionseg.evaluation.runs.evaluate_run` predicts with by default (notebook 02 keeps
-    it)."""
-    import inspect
-
-    from fashionseg.evaluation.runs import evaluate_run
-
-    return int(inspect.signature(evaluate_run).parameters["batch_size"].default)
-
-
 def speed_conditions(results_dir: str | Path, archs: Iterable[str]) -> pd.DataFrame:
     """Per backbone, what its timings were measured under: the proposal, RoI and detection counts of its
     ``config.yaml`` (detectron2's default in each header), the training batch, the inference batch, the
@@ -471,9 +461,9 @@ def speed_conditions(results_dir: str | Path, archs: Iterable[str]) -> pd.DataFr
             for key, d2 in DETECTRON2_COUNTS.items()
         }
         row["training batch"] = int(tree["solver"]["ims_per_batch"])
-        # evaluate_predictor times every batch, the first included: no warm-up
-        row["inference batch"] = int(speed.get("batch_size", _evaluation_batch()))
-        row["warm-up batches"] = int(speed.get("warmup_batches", 0))
+        # as evaluate_run records them (fashionseg.evaluation.runs.speed_entry); None where it did not
+        row["inference batch"] = speed.get("batch_size")
+        row["warm-up batches"] = speed.get("warmup_batches")
         row["images timed"] = int(speed.get("images", 0))
         row["threads"] = int(env.get("cpu_threads", 0)) or None
         row["device"] = speed.get("device", env.get("device", ""))
