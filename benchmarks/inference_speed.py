@@ -18,7 +18,7 @@ bf16, measured at the start of the run by ``peak.py``, at the same thread count)
 count come first.
 
 With ``--out`` the numbers and their conditions are also written as JSON, which ``03_compare`` reads into
-the book's speed section (:func:`fashionseg.reporting.inference_speed_text`).
+the book's speed section (:func:`fashionseg.report.timing.inference_speed_text`).
 """
 
 from __future__ import annotations

@@ -5,8 +5,14 @@ from __future__ import annotations
 
 import json
 import math
+from pathlib import Path
 
+import pytest
+from support import run_folder
+
+from fashionseg import rundir
 from fashionseg.config import load_config, save_config
+from fashionseg.errors import FashionsegError
 from fashionseg.evaluation.runs import speed_entry, write_curve_point
 from fashionseg.rundir import CURVE_COLUMNS, METRICS, RunDir, curve_point, metric, seed_folder
 
@@ -63,3 +69,20 @@ def test_the_speed_entry_records_what_its_readers_need():
     assert {"device", "images", "batch_size", "warmup_batches"} <= speed.keys()
     assert json.loads(json.dumps(speed)) == speed
     assert speed_entry([], 0.0, 0, "cpu", 1)["train_s_per_iter"] is None
+
+
+def test_the_comparison_without_a_finished_run_says_what_to_run_first(tmp_path):
+    """03_compare and 04_qualitative ask :func:`rundir.finished_runs` for their runs: with none, a clear
+    error naming the folder and the study command, not a bare StopIteration."""
+    results = tmp_path / "seed"
+    with pytest.raises(
+        FashionsegError, match=r"no finished run under .*seed.*fashionseg study --preset seed"
+    ):
+        rundir.finished_runs(results, ["R50-FPN", "R50-C4"], "model_final.pt")
+    run_folder(results, "R50-C4")  # config.yaml, env.json and metrics.json, no weights
+    assert rundir.finished_runs(results, ["R50-FPN", "R50-C4"]) == {"R50-C4": results / "R50-C4"}
+    with pytest.raises(FashionsegError, match="R50-C4/model_final.pt"):
+        rundir.finished_runs(results, ["R50-FPN", "R50-C4"], "model_final.pt")
+    root = Path(__file__).resolve().parents[1] / "notebooks"
+    for name in ("03_compare.ipynb", "04_qualitative.ipynb"):
+        assert "rundir.finished_runs(results_dir, archs" in (root / name).read_text(), name

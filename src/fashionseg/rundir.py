@@ -14,11 +14,13 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from fashionseg.config import RunConfig, read_config
+from fashionseg.errors import FashionsegError
 
 CONFIG_FILE = "config.yaml"
 ENV_FILE = "env.json"
@@ -180,3 +182,39 @@ class RunDir:
 def seed_folder(results_dir: str | Path, seed: int) -> Path:
     """Where ``fashionseg study --seeds`` puts the runs of a seed other than the main one."""
     return Path(results_dir) / SEED_FOLDER.format(seed=seed)
+
+
+def finished_runs(
+    results_dir: str | Path, archs: Iterable[str], needed: str = METRICS_FILE
+) -> dict[str, Path]:
+    """The run folder of each backbone under ``results_dir`` that holds ``needed`` (``metrics.json`` for the
+    comparison, ``model_final.pt`` where the models are run again).
+
+    Raises FashionsegError naming the folder and what to run first when no backbone has one, so that a
+    notebook executed before any training stops with that message rather than a bare ``StopIteration``.
+    """
+    archs = list(archs)
+    runs = {arch: RunDir.of(results_dir, arch).path for arch in archs}
+    runs = {arch: path for arch, path in runs.items() if RunDir(path).has(needed)}
+    if not runs:
+        preset = Path(results_dir).name
+        files = ", ".join(f"{a}/{needed}" for a in archs)
+        raise FashionsegError(
+            f"no finished run under {results_dir}: none of {files} exists; train first with "
+            f"`fashionseg study --preset {preset}` (or execute notebooks/02_train_backbone.ipynb with "
+            f"output_dir={str(results_dir)!r} for each backbone)"
+        )
+    return runs
+
+
+def read_run_metrics(results_dir: str | Path, archs: Iterable[str]) -> dict[str, dict[str, Any]]:
+    """``metrics.json`` of each backbone's run folder under ``results_dir`` that has one (others are left
+    out, so a failed backbone does not stop the comparison)."""
+    runs = (RunDir.of(results_dir, arch) for arch in archs)
+    return {run.name: run.metrics() for run in runs if run.has(METRICS_FILE)}
+
+
+def read_run_configs(results_dir: str | Path, archs: Iterable[str]) -> dict[str, RunConfig]:
+    """The ``config.yaml`` of each backbone's run folder under ``results_dir`` that has one."""
+    runs = (RunDir.of(results_dir, arch) for arch in archs)
+    return {run.name: run.config() for run in runs if run.has(CONFIG_FILE)}

@@ -450,12 +450,13 @@ def run_notebooks(
 
 
 def _summary(results: list[StageResult], plan: StudyPlan, seconds: float) -> str:
-    from fashionseg import reporting
+    from fashionseg.report.compare import ours_table
+    from fashionseg.rundir import read_run_metrics
 
     width = max(len(r.stage) for r in results)
     lines = [f"study {plan.preset}: {seconds / 60:.1f} min"]
     lines += [f"  {r.stage:<{width}}  {r.status:<6}  {r.notebook}" for r in results]
-    table = reporting.ours_table(reporting.read_run_metrics(plan.results, plan.archs))
+    table = ours_table(read_run_metrics(plan.results, plan.archs))
     if len(table):
         lines += ["", table.to_string(float_format=lambda v: f"{v:.1f}")]
     return "\n".join(lines)

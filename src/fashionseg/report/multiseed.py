@@ -22,7 +22,8 @@ from matplotlib.figure import Figure
 
 from fashionseg.errors import FashionsegError
 from fashionseg.evaluation.bootstrap import EvaluatedImages, paired_difference
-from fashionseg.reporting import and_list, read_learning_curve
+from fashionseg.report.render import and_list
+from fashionseg.report.training import read_learning_curve
 from fashionseg.rundir import CONFIG_FILE, METRICS_FILE, RunDir, metric, seed_folder
 
 # the metrics.json entries the comparison reads (their paths: fashionseg.rundir.METRICS)
@@ -180,12 +181,13 @@ def pairwise_text(pairs: pd.DataFrame, metric: str = "mask AP", decimals: int = 
     return "\n".join(lines)
 
 
-def seed_curves(runs: Mapping[tuple[str, int], Path]) -> pd.DataFrame:
+def seed_curves(runs: Mapping[tuple[str, int], Path], table: pd.DataFrame) -> pd.DataFrame:
     """Every run's learning curve in one long table: backbone, seed, iteration, train_seconds (as logged),
     seconds, and the AP columns. A point at iteration 0 (AP 0) starts each curve.
 
     ``seconds`` is the time axis of the equal-time comparison: iterations times the backbone's seconds per
-    iteration, the median over its seeds of each run's median (``metrics.json``), so that other work on the
+    iteration, the median over its seeds of each run's median (``table``, :func:`seed_metrics` of the same
+    runs: ``train_s_per_iter``), so that other work on the
     machine during part of a run, or during one run, does not move the curves; ``train_seconds`` is the
     logged wall-clock, which includes such slow-downs.
     """
@@ -196,7 +198,7 @@ def seed_curves(runs: Mapping[tuple[str, int], Path]) -> pd.DataFrame:
             continue
         start = pd.DataFrame([{"iteration": 0, "train_seconds": 0.0, "bbox_AP": 0.0, "segm_AP": 0.0}])
         curve = pd.concat([start, curve[curve["iteration"] > 0]], ignore_index=True)
-        per_iter = metric(RunDir(run).metrics(), "train_s_per_iter")
+        per_iter = table.loc[(arch, seed), "train_s_per_iter"]
         frames.append(curve.assign(backbone=arch, seed=seed, run_s_per_iter=per_iter))
     columns = ["backbone", "seed", "iteration", "train_seconds", "seconds", "bbox_AP", "segm_AP"]
     if not frames:
