@@ -64,3 +64,26 @@ def fake_metrics(scale: float, ms: float) -> dict[str, Any]:
         "per_category": {"dress": {"bbox_AP": 10 * scale, "segm_AP": 9 * scale}, "hat": {"segm_AP": -1.0}},
         "speed": {"train_s_per_iter": 0.5 * scale, "inference_ms_per_image": ms, "device": "cpu"},
     }
+
+
+def tiny_overrides(root: Path, out: Path, **extra) -> dict:
+    """A few-second run: 96-128 px, batch 2, small RPN/RoI sampling."""
+    values = {
+        "output_dir": str(out),
+        "data.root": str(root),
+        "data.synthetic": False,
+        "data.min_size": 96,
+        "data.max_size": 128,
+        "model.rpn_pre_nms_top_n_train": 100,
+        "model.rpn_post_nms_top_n_train": 50,
+        "model.rpn_pre_nms_top_n_test": 100,
+        "model.rpn_post_nms_top_n_test": 50,
+        "model.box_batch_size_per_image": 32,
+        "solver.ims_per_batch": 2,
+        "solver.max_iter": 4,
+        "solver.steps": [3],
+        "solver.warmup_iters": 2,
+        "solver.checkpoint_period": 2,
+    }
+    values.update(extra)
+    return values

@@ -126,6 +126,7 @@ def _param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict[str,
 # bootstrap and attribute_groups, read by the notebooks after training)
 TRAINING_CODE = (
     "config.py",
+    "config_validation.py",
     "checkpoint.py",
     "precision.py",
     "distributed.py",
