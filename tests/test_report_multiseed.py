@@ -1,5 +1,5 @@
-"""The seed comparison (fashionseg.report.multiseed): run folders by seed, spreads, pairwise verdicts, equal-time
-reading and the seed's claims, on run folders written here."""
+"""The seed comparison (fashionseg.report.multiseed): run folders by seed, spreads, pairwise verdicts,
+equal-time reading and the seed's claims, on run folders written here."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from fashionseg.report import multiseed
 from fashionseg.config import load_config, save_config
 from fashionseg.errors import FashionsegError
+from fashionseg.report import multiseed
 
 
 def _table(values: dict[str, list[float]], column: str = "mask_AP", **other: dict[str, list[float]]):
