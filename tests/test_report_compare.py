@@ -118,10 +118,10 @@ def test_the_reading_says_at_which_proposal_counts_speed_was_timed(tmp_path):
         "synthetic",
     )
     reading = compare.honest_reading(*args, conditions=conditions)
-    assert (
-        "These timings are at the demo's test proposal counts, 100 (R50-FPN) and 50 (R50-C4), not "
-        "detectron2's 1000, and not equal across the backbones." in reading
-    )
+    fpn, c4 = (load_config("demo", {"model.arch": a}).model.rpn_post_nms_top_n_test for a in archs)
+    d2 = load_config("1x").model.rpn_post_nms_top_n_test
+    assert f"test proposal counts, {fpn} (R50-FPN) and {c4} (R50-C4), not detectron2's {d2}" in reading
+    assert ("not equal across the backbones" in reading) == (fpn != c4)
     assert "test proposal counts" not in compare.honest_reading(*args)
 
 
@@ -136,12 +136,15 @@ def _config_run(root: Path, arch: str, values: dict) -> None:
 def test_the_readings_caveats_come_from_the_runs_configurations(tmp_path):
     """The closing caveats name what the configurations say: a demo-like run is short, synthetic and from
     scratch; a 1x-like run on Fashionpedia from ImageNet weights is none of those."""
-    demo_like = {"data.synthetic": True, "solver.max_iter": 300, "model.weights": "none", "seed": 0}
+    seed_iterations = load_config("seed").solver.max_iter
+    one_x = load_config("1x").solver
+    short = seed_iterations // 2  # shorter than the seed's and than 1x
+    demo_like = {"data.synthetic": True, "solver.max_iter": short, "model.weights": "none", "seed": 0}
     one_x_like = {
         "data.synthetic": False,
         "data.root": "data/fashionpedia",
-        "solver.max_iter": 90_000,
-        "solver.steps": [60_000, 80_000],
+        "solver.max_iter": one_x.max_iter,
+        "solver.steps": list(one_x.steps),
         "model.weights": "imagenet",
         "model.norm": "frozen_bn",  # the 1x preset's: ImageNet's ResNets are BatchNorm ones
         "seed": 3,
@@ -152,18 +155,18 @@ def test_the_readings_caveats_come_from_the_runs_configurations(tmp_path):
 
     demo = compare.limits_reading(rundir.read_run_configs(tmp_path / "demo", ["R50-FPN", "R50-C4"]))
     assert "One run per backbone here (seed 0)" in demo
-    assert (
-        "The schedule is short, 300 iterations (the seed trained 1000, detectron2's 1x schedule 90000)"
-        in demo
+    schedule = (
+        f"{short} iterations (the seed trained {seed_iterations}, detectron2's 1x schedule {one_x.max_iter})"
     )
+    assert f"The schedule is short, {schedule}" in demo
     assert "Synthetic garments are drawn shapes" in demo
     assert "R50-FPN and R50-C4 were trained from scratch" in demo
 
-    one_x = compare.limits_reading(rundir.read_run_configs(tmp_path / "1x", ["R50-FPN", "R50-C4", "R50-DC5"]))
-    assert "One run per backbone here (seed 3)" in one_x
-    assert "The schedule is detectron2's 1x or longer, 90000 iterations" in one_x
-    assert "short" not in one_x and "Synthetic" not in one_x and "scratch" not in one_x
-    assert "Timings depend on the device" in one_x and "Timings depend on the device" in demo
+    long = compare.limits_reading(rundir.read_run_configs(tmp_path / "1x", ["R50-FPN", "R50-C4", "R50-DC5"]))
+    assert "One run per backbone here (seed 3)" in long
+    assert f"The schedule is detectron2's 1x or longer, {one_x.max_iter} iterations" in long
+    assert "short" not in long and "Synthetic" not in long and "scratch" not in long
+    assert "Timings depend on the device" in long and "Timings depend on the device" in demo
 
     # honest_reading closes with the same paragraph, and says nothing about data it was not told
     metrics = {
@@ -186,5 +189,5 @@ def test_the_readings_caveats_come_from_the_runs_configurations(tmp_path):
         "Fashionpedia",
     )
     configs = rundir.read_run_configs(tmp_path / "1x", metrics)
-    assert compare.honest_reading(*args, configs=configs).endswith(one_x)
+    assert compare.honest_reading(*args, configs=configs).endswith(long)
     assert "Synthetic" not in compare.honest_reading(*args)
