@@ -83,7 +83,7 @@ def test_false_discoveries_are_unplanted_or_wrong_way_trends_that_pass_the_fdr()
     assert "the model's" in text
 
 
-def test_the_trends_notebooks_tables_come_from_reporting():
+def test_the_trends_notebooks_tables_come_from_findings():
     """What 05_trends used to compute inline: the recovery table from the sources' statistics, the flat
     control's p-values, the trend lines with the planted design first, the risers and fallers."""
     from types import SimpleNamespace
