@@ -18,7 +18,7 @@ bf16, measured at the start of the run by ``peak.py``, at the same thread count)
 count come first.
 
 With ``--out`` the numbers and their conditions are also written as JSON, which ``03_compare`` reads into
-the book's speed section (:func:`fashionseg.reporting.inference_speed_text`).
+the book's speed section (:func:`fashionseg.report.timing.inference_speed_text`).
 """
 
 from __future__ import annotations
@@ -34,11 +34,23 @@ import peak
 import torch
 from PIL import Image
 
-from fashionseg.config import ARCHITECTURES, read_config
+from fashionseg.config import ARCHITECTURES, ModelConfig, load_config
 from fashionseg.data.images import read_image
 from fashionseg.predict import Predictor
+from fashionseg.rundir import RunDir
 
-DETECTRON2_TEST = {"pre_nms_top_n": 1000, "post_nms_top_n": 1000, "detections_per_img": 100}
+
+def counts_of(model: ModelConfig) -> dict[str, int]:
+    """The test-time proposal counts and detection cap of a model configuration."""
+    return {
+        "pre_nms_top_n": model.rpn_pre_nms_top_n_test,
+        "post_nms_top_n": model.rpn_post_nms_top_n_test,
+        "detections_per_img": model.box_detections_per_img,
+    }
+
+
+# detectron2's defaults: the 1x preset keeps ModelConfig's, which are detectron2's
+DETECTRON2_TEST = counts_of(load_config("1x").model)
 
 
 def set_test_counts(
@@ -91,20 +103,16 @@ def main() -> None:
 
     rows = []
     for arch in args.arch:
-        run_dir = args.results / arch
-        if not (run_dir / "model_final.pt").is_file():
-            raise SystemExit(f"{run_dir / 'model_final.pt'} does not exist: run `make study` first")
-        cfg = read_config(run_dir / "config.yaml")
+        run = RunDir.of(args.results, arch)
+        if not run.model_file.is_file():
+            raise SystemExit(f"{run.model_file} does not exist: run `make study` first")
+        cfg = run.config()
         gt = json.loads(cfg.data.path(cfg.data.val_annotations).read_text())
         files = [cfg.data.path(cfg.data.val_images) / im["file_name"] for im in gt["images"]]
         images = [read_image(f) for f in files[: args.images + args.warmup * args.batch]]
-        predictor = Predictor.from_checkpoint(run_dir, device="cpu")
+        predictor = Predictor.from_checkpoint(run.path, device="cpu")
         dtype = peak.precision_name(predictor.amp)
-        demo = {
-            "pre_nms_top_n": cfg.model.rpn_pre_nms_top_n_test,
-            "post_nms_top_n": cfg.model.rpn_post_nms_top_n_test,
-            "detections_per_img": cfg.model.box_detections_per_img,
-        }
+        demo = counts_of(cfg.model)
         for setting, counts in (("demo", demo), ("detectron2", DETECTRON2_TEST)):
             set_test_counts(predictor, **counts)
             flops = flops_per_image(predictor, images[: args.batch])

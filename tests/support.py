@@ -2,8 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import sys
+from pathlib import Path
+from typing import Any
+
+from fashionseg.config import load_config, save_config
+from fashionseg.evaluation.runs import speed_entry
+from fashionseg.rundir import RunDir
 
 # Debian's chromium package, driven by Playwright in the browser tests (.ci/run installs it)
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -31,3 +38,52 @@ def torchrun_launcher(master_port: int, processes: int = 2) -> list[str]:
         "--master_port",
         str(master_port),
     ]
+
+
+def run_folder(root: Path, arch: str, threads: int = 2, batch_size: int = 4) -> Path:
+    """A run folder of the demo preset for ``arch`` under ``root``: config.yaml, env.json and the speed
+    entry of metrics.json as evaluate_run writes it (:func:`fashionseg.evaluation.runs.speed_entry`)."""
+    run = RunDir.of(root, arch)
+    run.path.mkdir(parents=True)
+    save_config(load_config("demo", {"model.arch": arch}), run.config_file)
+    env = {"torch": "2.x", "torchvision": "0.y", "python": "3.11", "device": "cpu", "cpu_threads": threads}
+    run.env_file.write_text(json.dumps({**env, "git_commit": "0123456789abcdef"}))
+    log = [{"iteration": i, "time": 0.5} for i in (20, 40)]
+    speed = speed_entry(log, model_seconds=0.4, images=40, device="cpu", batch_size=batch_size)
+    run.metrics_file.write_text(json.dumps({"speed": speed}))
+    return run.path
+
+
+def fake_metrics(scale: float, ms: float) -> dict[str, Any]:
+    """A metrics.json (ARCHITECTURE.md layout) whose values are ``scale`` times a fixed pattern."""
+    family = {"AP": 10 * scale, "AP50": 20 * scale, "AP75": 5 * scale, "APs": -1.0, "APm": 1.0, "APl": 2.0}
+    iou_type = {"coco": family, "iou": family, "iou_f1": {"AP": 6 * scale}, "f1": {"AP": 8 * scale}}
+    return {
+        "bbox": iou_type,
+        "segm": {**iou_type, "coco": {**family, "AP": 9 * scale}},
+        "per_category": {"dress": {"bbox_AP": 10 * scale, "segm_AP": 9 * scale}, "hat": {"segm_AP": -1.0}},
+        "speed": {"train_s_per_iter": 0.5 * scale, "inference_ms_per_image": ms, "device": "cpu"},
+    }
+
+
+def tiny_overrides(root: Path, out: Path, **extra) -> dict:
+    """A few-second run: 96-128 px, batch 2, small RPN/RoI sampling."""
+    values = {
+        "output_dir": str(out),
+        "data.root": str(root),
+        "data.synthetic": False,
+        "data.min_size": 96,
+        "data.max_size": 128,
+        "model.rpn_pre_nms_top_n_train": 100,
+        "model.rpn_post_nms_top_n_train": 50,
+        "model.rpn_pre_nms_top_n_test": 100,
+        "model.rpn_post_nms_top_n_test": 50,
+        "model.box_batch_size_per_image": 32,
+        "solver.ims_per_batch": 2,
+        "solver.max_iter": 4,
+        "solver.steps": [3],
+        "solver.warmup_iters": 2,
+        "solver.checkpoint_period": 2,
+    }
+    values.update(extra)
+    return values

@@ -15,7 +15,7 @@ import pytest
 import torch
 from matplotlib import cbook
 from PIL import Image
-from support import CHROMIUM, CHROMIUM_ARGS
+from support import CHROMIUM, CHROMIUM_ARGS, tiny_overrides
 
 from fashionseg.config import load_config
 from fashionseg.train import train
@@ -40,26 +40,15 @@ def tiny_results(synthetic_root, tmp_path_factory) -> Path:
     """results/demo/R50-FPN trained for 2 iterations; every box kept (score threshold 0), 6 per image."""
     results = tmp_path_factory.mktemp("app_results")
     torch.manual_seed(0)
-    overrides = {
-        "output_dir": str(results / "demo"),
+    extra = {
         "device": "cpu",
-        "data.root": str(synthetic_root),
-        "data.synthetic": False,
-        "data.min_size": 96,
-        "data.max_size": 128,
-        "model.rpn_pre_nms_top_n_train": 100,
-        "model.rpn_post_nms_top_n_train": 50,
-        "model.rpn_pre_nms_top_n_test": 100,
-        "model.rpn_post_nms_top_n_test": 50,
-        "model.box_batch_size_per_image": 32,
         "model.box_score_thresh": 0.0,
         "model.box_detections_per_img": DETECTIONS,
-        "solver.ims_per_batch": 2,
         "solver.max_iter": 2,
         "solver.steps": [1],
         "solver.warmup_iters": 1,
-        "solver.checkpoint_period": 2,
     }
+    overrides = tiny_overrides(synthetic_root, results / "demo", **extra)
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # the machine's cores are shared with the rest of the suite
     try:

@@ -16,7 +16,8 @@ import pytest
 from support import CHROMIUM, CHROMIUM_ARGS
 from test_study import build_tiny_book
 
-from fashionseg import reporting
+from fashionseg import rundir
+from fashionseg.report import compare
 
 sync_api = pytest.importorskip("playwright.sync_api", reason="pip install playwright (a dev dependency)")
 
@@ -89,7 +90,7 @@ def test_results_table_shows_three_backbones_with_numbers(served_book, page):
             ours[cells[0]] = [float(v) for v in cells[2:8]]
     assert set(ours) == {"R50-FPN", "R50-C4", "R50-DC5"}
     for arch, values in ours.items():
-        expected = reporting.ours_table(reporting.read_run_metrics(results, [arch])).loc[arch]
+        expected = compare.ours_table(rundir.read_run_metrics(results, [arch])).loc[arch]
         assert values == pytest.approx(list(expected.round(2)), abs=0.006)
     # the per-backbone table pasted with {glue:text}: a number in every cell, no unresolved role
     text = page.inner_text("main")

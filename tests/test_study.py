@@ -1,5 +1,5 @@
-"""The study layer: notebook parameters -> config, the runner's reuse/--force/failure logic, the reporting
-tables, one real papermill run of the training notebook, and a book built from a tiny study."""
+"""The study layer: notebook parameters -> config, the runner's reuse/--force/failure logic, one real
+papermill run of the training notebook, and a book built from a tiny study."""
 
 from __future__ import annotations
 
@@ -14,20 +14,14 @@ from pathlib import Path
 from typing import Any
 
 import nbformat
-import numpy as np
-import pandas as pd
 import pytest
 from bs4 import BeautifulSoup
-from IPython.core.formatters import format_display_data
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from PIL import Image
-from pycocotools import mask as mask_utils
 
-from fashionseg import book, reporting, study
-from fashionseg.config import ARCHITECTURES, load_config, save_config
+from fashionseg import book, rundir, study
+from fashionseg.config import ARCHITECTURES, load_config, read_config, save_config
 from fashionseg.data import statistics
 from fashionseg.errors import FashionsegError
-from fashionseg.evaluation import per_image
+from fashionseg.report import compare, training
 from fashionseg.train import training_code_hash
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -336,7 +330,7 @@ def test_runner_trains_the_other_seeds_into_their_own_folders_then_compares_them
         ("R50-FPN", 2, "results/demo/seed-2"),
         ("R50-C4", 2, "results/demo/seed-2"),
     ]
-    assert study.read_config(plan.results / "seed-2" / "R50-C4" / "config.yaml").seed == 2
+    assert read_config(plan.results / "seed-2" / "R50-C4" / "config.yaml").seed == 2
     seeds = [p for n, p in executor.parameters if n == study.SEEDS_NOTEBOOK]
     assert seeds == [{"results_dir": "results/demo", "archs": ["R50-FPN", "R50-C4"], "seeds": [0, 2]}]
 
@@ -423,269 +417,6 @@ def test_book_source_names_missing_notebooks_and_rewrites_paths_for_another_pres
     trends = (source / "book" / "trends.md").read_text()
     assert "../results/seed/05_trends.ipynb::" in trends and "--weights results/demo/R50-FPN" in trends
     assert "Executed notebooks (results/seed)" in (source / "_toc.yml").read_text()
-
-
-# --- reporting ------------------------------------------------------------------------------------------
-
-
-def _fake_metrics(scale: float, ms: float) -> dict[str, Any]:
-    """A metrics.json (ARCHITECTURE.md layout) whose values are ``scale`` times a fixed pattern."""
-    family = {"AP": 10 * scale, "AP50": 20 * scale, "AP75": 5 * scale, "APs": -1.0, "APm": 1.0, "APl": 2.0}
-    iou_type = {"coco": family, "iou": family, "iou_f1": {"AP": 6 * scale}, "f1": {"AP": 8 * scale}}
-    return {
-        "bbox": iou_type,
-        "segm": {**iou_type, "coco": {**family, "AP": 9 * scale}},
-        "per_category": {"dress": {"bbox_AP": 10 * scale, "segm_AP": 9 * scale}, "hat": {"segm_AP": -1.0}},
-        "speed": {"train_s_per_iter": 0.5 * scale, "inference_ms_per_image": ms, "device": "cpu"},
-    }
-
-
-def test_seed_table_is_the_seeds_table_one():
-    seed = reporting.seed_table()
-    assert list(seed.index) == list(ARCHITECTURES)
-    assert list(seed.columns) == list(reporting.TABLE1_METRICS)
-    raw = json.loads((ROOT / "src/fashionseg/data/seed_table1.json").read_text())
-    assert raw["metrics"] == list(reporting.TABLE1_METRICS)
-    assert seed.loc["R50-C4", "mask_AP"] == raw["rows"]["R50-C4"]["mask_AP"]
-
-
-def test_tables_and_reading_follow_the_metrics():
-    runs = {"R50-FPN": _fake_metrics(1.0, 50.0), "R50-C4": _fake_metrics(3.0, 200.0)}
-    ours = reporting.ours_table(runs)
-    assert ours.loc["R50-C4", "mask_AP"] == 27.0 and ours.loc["R50-FPN", "box_AP50"] == 20.0
-    assert all(type(v) is float for v in reporting.key_numbers(runs["R50-FPN"]).values())
-
-    seed = reporting.seed_table()
-    table = reporting.table1(ours, seed, "ours", "seed")
-    assert list(table.columns) == ["box AP", "mask AP", "box AP50", "mask AP50", "box AP75", "mask AP75"]
-    # R50-DC5 has no run: only its seed row shows
-    assert list(table.index) == [
-        ("R50-FPN", "ours"),
-        ("R50-FPN", "seed"),
-        ("R50-C4", "ours"),
-        ("R50-C4", "seed"),
-        ("R50-DC5", "seed"),
-    ]
-
-    attributes = reporting.attribute_table(runs)
-    assert attributes.loc["R50-C4", "mask AP (IoU+F1)"] == 18.0
-    speed = reporting.speed_table(runs)
-    heat = reporting.per_category_ap(runs)
-    assert list(heat.index) == ["dress"]  # "hat" has no ground truth (-1) in any run
-
-    reading = reporting.honest_reading(ours, seed, speed, attributes, "synthetic", missing=["R50-DC5"])
-    assert "R50-C4 (27.0) > R50-FPN (9.0)" in reading
-    assert "R50-FPN is the fastest at inference (50 ms/image on cpu)" in reading
-    assert "The most accurate (R50-C4) takes more inference time: R50-C4 4.0x" in reading
-    assert "No finished run for R50-DC5" in reading
-    # the seed ranks C4 above FPN too
-    assert "The two orders agree." in reading
-    assert "Undertrained" not in reading  # R50-C4 reaches mask AP 27
-
-    weak = {arch: _fake_metrics(0.5, 50.0) for arch in ("R50-FPN", "R50-C4")}  # mask AP 4.5 each
-    weak_reading = reporting.honest_reading(
-        reporting.ours_table(weak),
-        seed,
-        reporting.speed_table(weak),
-        reporting.attribute_table(weak),
-        "synthetic",
-    )
-    assert "**Undertrained.** No backbone reaches mask AP 10" in weak_reading
-
-
-def test_rankings_report_ties_as_ties():
-    values = pd.Series({"R50-FPN": 4.84, "R50-C4": 0.02, "R50-DC5": 0.04})
-    assert reporting.rank_groups(values) == [["R50-FPN"], ["R50-C4", "R50-DC5"]]
-    assert reporting.ranking_text(values) == "R50-FPN (4.8) > R50-C4 = R50-DC5 (0.0)"
-    assert reporting.best_text(values) == "R50-FPN"
-    assert reporting.best_text(pd.Series({"A": 0.01, "B": -0.02, "C": 0.0})) == "A, B and C (tied)"
-    assert reporting.ranking_text(pd.Series({"A": 120.4, "B": 80.0}), decimals=0, ascending=True) == (
-        "B (80) > A (120)"
-    )
-    seed = pd.Series({"R50-FPN": 3.1, "R50-C4": 4.4, "R50-DC5": 4.2})
-    assert reporting.order_agreement(seed, seed) == "The two orders agree."
-    tied = pd.Series({"R50-FPN": 3.1, "R50-C4": 4.2, "R50-DC5": 4.2})
-    assert "R50-C4/R50-DC5 are tied" in reporting.order_agreement(tied, seed)
-    assert "R50-FPN/R50-C4 and R50-FPN/R50-DC5 are ranked the other way" in reporting.order_agreement(
-        values, seed
-    )
-
-
-def test_the_reading_never_orders_a_tie():
-    """The issue's case: two backbones at mask AP 0.0 are a tie, not "R50-DC5 (0.0) > R50-C4 (0.0)"."""
-    runs = {
-        "R50-FPN": _fake_metrics(0.5, 50.0),
-        "R50-C4": _fake_metrics(0.001, 200.0),
-        "R50-DC5": _fake_metrics(0.002, 100.0),
-    }
-    ours = reporting.ours_table(runs)
-    reading = reporting.honest_reading(
-        ours,
-        reporting.seed_table(),
-        reporting.speed_table(runs),
-        reporting.attribute_table(runs),
-        "synthetic",
-    )
-    assert "R50-FPN (4.5) > R50-C4 = R50-DC5 (0.0)" in reading
-    assert "R50-DC5 (0.0) > R50-C4 (0.0)" not in reading and "R50-C4 (0.0) > R50-DC5" not in reading
-    assert "AP^F1" in reading and "localises nothing" in reading
-    assert "says nothing yet about the architectures" in reporting.ordering_verdict(ours)
-
-
-def test_attribute_loss_note_calls_a_flat_loss_flat():
-    iterations = np.arange(1, 101)
-    falling = pd.DataFrame(
-        {"iteration": iterations, "loss": 4 - 0.02 * iterations, "loss_attribute": 1 / iterations**0.5}
-    )
-    flat = falling.assign(loss_attribute=0.07 + 0.001 * np.sin(iterations))
-    assert reporting.loss_change(falling, "loss_attribute", fraction=0.1) == pytest.approx(
-        (np.median(1 / iterations[:10] ** 0.5), np.median(1 / iterations[-10:] ** 0.5))
-    )
-    assert reporting.attribute_loss_note(falling).startswith("The attribute loss falls by")
-    note = reporting.attribute_loss_note(flat, weight=0.1)
-    assert note.startswith("**The attribute loss stays flat**") and "after its weight 0.1" in note
-    assert "no attribute loss" in reporting.attribute_loss_note(falling.drop(columns="loss_attribute"))
-
-
-def test_learning_curve_reading_and_training_time(tmp_path):
-    rising = pd.DataFrame({"iteration": [100, 200], "segm_AP": [1.0, 4.84], "train_seconds": [30.0, 60.0]})
-    flat = pd.DataFrame({"iteration": [100, 200], "segm_AP": [0.02, 0.04], "train_seconds": [30.0, 60.0]})
-    text = reporting.learning_curve_reading({"A": rising, "B": flat, "C": rising.iloc[:1]})
-    assert text == (
-        "At the end of training the validation mask AP is still rising (A 1.0 at iteration 100, 4.8 at 200), "
-        "and flat (B 0.0 at iteration 100, 0.0 at 200)."
-    )
-    for arch, seconds in (("A", 120.0), ("B", 60.0)):
-        (tmp_path / arch).mkdir()
-        lines = [{"iteration": 1, "train_seconds": 1.0}, {"iteration": 2, "train_seconds": seconds}]
-        (tmp_path / arch / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in lines))
-    (tmp_path / "B" / "env.json").write_text(json.dumps({"cpu_threads": 2}))
-    assert reporting.training_minutes(tmp_path, ["A", "B", "C"]).to_dict() == {"A": 2.0, "B": 1.0}
-    assert reporting.cpu_threads(tmp_path, ["A", "B"]) == 2
-
-
-def test_speed_accuracy_labels_never_overlap():
-    """Backbones at nearly the same point are told apart by a legend, not by labels that overlap."""
-    speed = pd.DataFrame(
-        {
-            "mask AP": [0.0, 0.01, 4.8],
-            "box AP": [0.0, 0.0, 5.0],
-            "train s/iter": [1.0, 1.01, 0.5],
-            "inference ms/image": [240.0, 241.0, 100.0],
-            "device": "cpu",
-        },
-        index=pd.Index(["R50-C4", "R50-DC5", "R50-FPN"], name="backbone"),
-    )
-    seed = pd.DataFrame({"mask_AP": [4.43, 4.43, 3.11]}, index=["R50-C4", "R50-DC5", "R50-FPN"])
-    fig = reporting.plot_speed_accuracy(speed, seed)
-    canvas = FigureCanvasAgg(fig)
-    canvas.draw()
-    renderer = canvas.get_renderer()
-    texts = [t for ax in fig.axes for t in ax.texts] + [t for t in fig.texts if t.get_text()]
-    legend = fig.legends[0]
-    assert [t.get_text() for t in legend.get_texts()] == ["R50-C4", "R50-DC5", "R50-FPN"]
-    boxes = [t.get_window_extent(renderer) for t in [*texts, *legend.get_texts()]]
-    for i, a in enumerate(boxes):
-        for b in boxes[i + 1 :]:
-            assert not a.overlaps(b)
-    assert "R50-C4 = R50-DC5 (4.4) > R50-FPN (3.1)" in fig.texts[0].get_text()
-
-
-def _rle(mask: np.ndarray) -> dict[str, Any]:
-    rle = mask_utils.encode(np.asfortranarray(mask.astype(np.uint8)))
-    return {"size": rle["size"], "counts": rle["counts"].decode("ascii")}
-
-
-def test_image_quality_and_pick_images():
-    square = np.zeros((20, 20), bool)
-    square[2:10, 2:10] = True
-    gt = {
-        "images": [{"id": i, "width": 20, "height": 20, "file_name": f"{i}.png"} for i in (1, 2, 3)],
-        "categories": [{"id": 10, "name": "dress"}],
-        "annotations": [
-            {
-                "id": i,
-                "image_id": i,
-                "category_id": 10,
-                "segmentation": _rle(square),
-                "area": 64.0,
-                "bbox": [2, 2, 8, 8],
-                "iscrowd": 0,
-            }
-            for i in (1, 2, 3)
-        ],
-    }
-    half = square.copy()
-    half[2:6] = False
-    results = [
-        {"image_id": 1, "category_id": 10, "segmentation": _rle(square), "score": 0.9},
-        {"image_id": 2, "category_id": 10, "segmentation": _rle(half), "score": 0.9},
-        {"image_id": 3, "category_id": 10, "segmentation": _rle(square), "score": 0.1},  # below threshold
-    ]
-    quality = per_image.image_quality(gt, results, score_threshold=0.5)
-    assert quality.loc[1, "mean_iou"] == 1.0 and quality.loc[1, "missed"] == 0
-    assert quality.loc[2, "mean_iou"] == 0.5 and quality.loc[2, "missed"] == 0
-    assert quality.loc[3, "mean_iou"] == 0.0 and quality.loc[3, "missed"] == 1
-
-    examples, failures = reporting.pick_images({"A": quality, "B": quality}, n_examples=2, n_failures=1)
-    assert failures == [3]
-    assert examples == [1, 2]
-    # a split smaller than what is asked for shows its images in both sections
-    assert reporting.pick_images({"A": quality}, n_examples=3, n_failures=3) == ([1, 2, 3], [3, 2, 1])
-    table = reporting.failure_table({"A": quality}, failures)
-    assert table.loc[3, "A missed"] == 1
-    assert reporting.failure_caption({"A": quality}, [3]).startswith(
-        "The 1 validation images of 3 whose ground truth the backbones cover worst"
-    )
-
-
-def test_failure_cases_are_chosen_by_failure_when_every_image_scores_zero():
-    """When no backbone covers anything, the failures are the images with the most instances missed, and
-    the caption says that IoU could not rank them."""
-    quality = pd.DataFrame(
-        {"instances": [1, 4, 2, 6, 3], "missed": [1, 4, 2, 6, 3], "mean_iou": [0.0] * 5},
-        index=pd.Index([1, 2, 3, 4, 5], name="image_id"),
-    )
-    examples, failures = reporting.pick_images({"A": quality, "B": quality}, n_examples=2, n_failures=3)
-    assert failures == [4, 2, 5]  # not the first ids 1, 2, 3
-    assert examples == [1, 3]
-    caption = reporting.failure_caption({"A": quality, "B": quality}, failures)
-    assert caption.startswith("5 of the 5 validation images have mean mask IoU 0 for every backbone")
-    assert "the 3 of them with the most ground-truth instances missed (12, 8, 6, summed over the 2" in caption
-
-
-def test_frequencies_and_losses():
-    coco = {
-        "categories": [{"id": 1, "name": "dress", "supercategory": "wholebody"}, {"id": 2, "name": "hat"}],
-        "attributes": [{"id": 5, "name": "floral", "supercategory": "textile pattern"}],
-        "images": [{"id": 1}, {"id": 2}],
-        "annotations": [
-            {"image_id": 1, "category_id": 1, "attribute_ids": [5]},
-            {"image_id": 1, "category_id": 1, "attribute_ids": []},
-            {"image_id": 2, "category_id": 1, "attribute_ids": [5]},
-        ],
-    }
-    cats = statistics.category_frequencies(coco)
-    assert cats.to_dict("records") == [
-        {"category": "dress", "supercategory": "wholebody", "instances": 3, "images": 2}
-    ]
-    assert statistics.attribute_frequencies(coco).to_dict("records") == [
-        {"attribute": "floral", "group": "textile pattern", "instances": 2}
-    ]
-    summary = statistics.split_summary({"train": coco})
-    assert summary.loc["train"].to_dict() == {"images": 2, "instances": 3, "categories": 1, "attributes": 1}
-
-    log = pd.DataFrame({"iteration": [1, 2], "loss": [2.0, 1.0], "loss_mask": [1.0, 0.5], "lr": [0.1, 0.1]})
-    fig = reporting.plot_losses(log, "t")
-    assert [line.get_label() for line in fig.axes[0].get_lines()] == ["loss", "loss_mask"]
-
-
-def test_save_figure_writes_the_file_it_returns(tmp_path):
-    fig = reporting.image_grid([[Image.new("RGB", (32, 32), "red")]], ["row"], ["column"])
-    for name, mime in (("grid.png", "image/png"), ("grid.jpg", "image/jpeg")):
-        shown = reporting.save_figure(fig, tmp_path / "sub" / name)
-        assert shown.data == (tmp_path / "sub" / name).read_bytes()
-        assert mime in format_display_data(shown)[0]  # what glue stores
 
 
 # --- real notebooks -------------------------------------------------------------------------------------
@@ -839,10 +570,10 @@ def test_training_notebook_writes_metrics_and_glues_them(tmp_path_factory, synth
     assert metrics["speed"]["inference_ms_per_image"] > 0
     assert (run_dir / "loss_curves.png").stat().st_size > 0
     assert (run_dir / "predictions.jpg").stat().st_size > 0
-    assert len(reporting.read_metrics_log(run_dir / "metrics.jsonl")) >= 1
+    assert len(training.read_metrics_log(run_dir)) >= 1
 
     values = glued(executed)
-    for key, value in reporting.key_numbers(metrics).items():
+    for key, value in training.key_numbers(metrics).items():
         stored = float(values[f"R50-FPN_{key}"]["text/plain"])
         assert stored == pytest.approx(value, abs=1e-9) or (math.isnan(stored) and math.isnan(value))
     assert "image/png" in values["R50-FPN_loss_curves"]
@@ -868,7 +599,7 @@ def test_book_builds_from_a_tiny_study(tmp_path_factory, synthetic_root):
     assert {f"results/demo/{arch}/02_train_backbone.html" for arch in ARCHITECTURES} <= pages
     text = (html / "book" / "results.html").read_text()
     # the numbers pasted with glue are the runs' own
-    for arch, row in reporting.ours_table(reporting.read_run_metrics(results, ARCHITECTURES)).iterrows():
+    for arch, row in compare.ours_table(rundir.read_run_metrics(results, ARCHITECTURES)).iterrows():
         assert f">{row['mask_AP']:.1f}<" in text, arch
     # papermill's parameters cells are not in the book
     assert "injected-parameters" not in (html / "results/demo/R50-C4/02_train_backbone.html").read_text()

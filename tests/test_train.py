@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from support import torchrun_launcher
+from support import tiny_overrides, torchrun_launcher
 
 from fashionseg import train as train_module
 from fashionseg.checkpoint import load
@@ -21,29 +21,6 @@ from fashionseg.errors import FashionsegError
 from fashionseg.evaluation.runs import evaluate_run
 from fashionseg.models import build_model
 from fashionseg.train import NonFiniteLossError, TrainingSampler, lr_factor, train
-
-
-def tiny_overrides(root: Path, out: Path, **extra) -> dict:
-    """A few-second run: 96-128 px, batch 2, small RPN/RoI sampling."""
-    values = {
-        "output_dir": str(out),
-        "data.root": str(root),
-        "data.synthetic": False,
-        "data.min_size": 96,
-        "data.max_size": 128,
-        "model.rpn_pre_nms_top_n_train": 100,
-        "model.rpn_post_nms_top_n_train": 50,
-        "model.rpn_pre_nms_top_n_test": 100,
-        "model.rpn_post_nms_top_n_test": 50,
-        "model.box_batch_size_per_image": 32,
-        "solver.ims_per_batch": 2,
-        "solver.max_iter": 4,
-        "solver.steps": [3],
-        "solver.warmup_iters": 2,
-        "solver.checkpoint_period": 2,
-    }
-    values.update(extra)
-    return values
 
 
 def test_lr_factor_warms_up_then_steps():

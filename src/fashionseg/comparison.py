@@ -1,5 +1,5 @@
 """Running trained models over validation images for a side-by-side figure: ground truth, then each
-backbone's detections (the inference layer of the comparison; :mod:`fashionseg.reporting` draws no model)."""
+backbone's detections (the inference layer of the comparison; :mod:`fashionseg.report` draws no model)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from matplotlib.figure import Figure
 
 from fashionseg.data.images import read_image
 from fashionseg.data.statistics import annotations_by_image
-from fashionseg.reporting import image_grid
+from fashionseg.report.render import image_grid
 from fashionseg.visualization import draw_annotations, draw_predictions
 
 

@@ -30,6 +30,7 @@ from fashionseg.data.ontology import LabelSpace
 from fashionseg.distributed import resolve_device
 from fashionseg.errors import FashionsegError
 from fashionseg.models import build_model
+from fashionseg.rundir import RunDir
 from fashionseg.structures import Prediction, to_coco_results
 from fashionseg.visualization import draw_predictions
 
@@ -38,7 +39,7 @@ IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff")
 
 def _checkpoint_path(path: str | Path) -> Path:
     path = Path(path)
-    return path / "model_final.pt" if path.is_dir() else path
+    return RunDir(path).model_file if path.is_dir() else path
 
 
 class Predictor:

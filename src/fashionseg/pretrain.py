@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import json
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +34,7 @@ from fashionseg.data.synthetic import SPLITS, ensure_synthetic
 from fashionseg.errors import FashionsegError
 from fashionseg.evaluation import runs
 from fashionseg.models.trunk import TRUNK_FILE, save_trunk, trunk_state
+from fashionseg.rundir import RunDir
 from fashionseg.train import refuse_to_overwrite, train
 
 PRETEXT = "R50-FPN detection and segmentation (Mask R-CNN with attributes) on a separate synthetic split"
@@ -77,25 +77,19 @@ def check_disjoint(pretrain: DataConfig, study: DataConfig, show_progress: bool 
 def _loss_curve(run_dir: Path) -> list[dict[str, float]]:
     """Every ``LOSS_EVERY``-th line of the run's ``metrics.jsonl``: iteration, total loss, lr, seconds."""
     points = []
-    for line in (run_dir / "metrics.jsonl").read_text().splitlines():
-        record = json.loads(line)
+    for record in RunDir(run_dir).log():
         if record["iteration"] % LOSS_EVERY == 0:
             keep = ("iteration", "loss", "lr", "train_seconds")
             points.append({k: record[k] for k in keep})
     return points
 
 
-def _learning_curve(run_dir: Path) -> list[dict[str, Any]]:
-    path = run_dir / runs.LEARNING_CURVE
-    return [json.loads(line) for line in path.read_text().splitlines()] if path.is_file() else []
-
-
 def manifest_for(
     cfg: RunConfig, run_dir: Path, overlap: dict[str, int], val: dict[str, Any]
 ) -> dict[str, Any]:
     """What the trunk's manifest records, from the finished pretraining run in ``run_dir``."""
-    env = json.loads((run_dir / "env.json").read_text())
-    last = json.loads((run_dir / "metrics.jsonl").read_text().splitlines()[-1])
+    run = RunDir(run_dir)
+    env, last = run.env(), run.log()[-1]
     return {
         "pretext": PRETEXT,
         "arch": cfg.model.arch,
@@ -120,7 +114,7 @@ def manifest_for(
             "bbox_AP": val["bbox"]["coco"]["AP"],
             "segm_AP": val["segm"]["coco"]["AP"],
         },
-        "learning_curve": _learning_curve(run_dir),
+        "learning_curve": run.curve(),
         "loss_curve": _loss_curve(run_dir),
         "recipe": to_dict(cfg),
     }
@@ -140,7 +134,7 @@ def pretrain(
         refuse_to_overwrite(cfg)
     run_dir = train(cfg, resume=True, show_progress=show_progress, overwrite=overwrite)
     val = runs.evaluate_run(run_dir, show_progress=show_progress)
-    state = checkpoint.load(run_dir / "model_final.pt")["model"]
+    state = checkpoint.load(RunDir(run_dir).model_file)["model"]
     return save_trunk(trunk_state(state, cfg.model.arch), out, manifest_for(cfg, run_dir, overlap, val))
 
 

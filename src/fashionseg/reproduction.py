@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from fashionseg.config import ARCHITECTURES
+from fashionseg.rundir import CURVE_FILE, LOG_FILE, METRICS_FILE, RunDir
 
 # keys of the run files that measure the machine, not the result: left out of reproduction checks
 TIMING_KEYS = frozenset({"time", "train_seconds", "eval_seconds", "speed"})
@@ -58,9 +59,9 @@ def _read_json_lines(path: Path) -> list[Any]:
 
 # the run files compared, each with its reader
 RUN_FILES: dict[str, Callable[[Path], Any]] = {
-    "metrics.json": _read_json,
-    "metrics.jsonl": _read_json_lines,
-    "learning_curve.jsonl": _read_json_lines,
+    METRICS_FILE: _read_json,
+    LOG_FILE: _read_json_lines,
+    CURVE_FILE: _read_json_lines,
 }
 
 
@@ -81,11 +82,11 @@ def compare_results(
     problems: list[str] = []
     for arch in archs:
         for name, read in RUN_FILES.items():
-            if headline_only and name != "metrics.json":
+            if headline_only and name != METRICS_FILE:
                 continue
             ref_path, new_path = reference / arch / name, produced / arch / name
             if not ref_path.is_file():
-                if name == "metrics.json":
+                if name == METRICS_FILE:
                     problems.append(f"{ref_path}: missing from the reference results")
                 continue
             if not new_path.is_file():
@@ -110,7 +111,7 @@ def compare_results(
 def cpu_kind_of(run_dir: Path) -> dict[str, Any] | None:
     """The CPU kind a run trained on (``env.json``'s ``cpu``), None where the run does not say."""
     try:
-        cpu = json.loads((run_dir / "env.json").read_text()).get("cpu")
+        cpu = RunDir(run_dir).env().get("cpu")
     except (OSError, ValueError):
         return None
     return cpu if isinstance(cpu, dict) else None

@@ -41,9 +41,9 @@ from fashionseg.config import (
     list_presets,
     load_config,
     parse_override,
-    read_config,
 )
 from fashionseg.errors import FashionsegError
+from fashionseg.rundir import CONFIG_FILE, ENV_FILE, METRICS_FILE, MODEL_FILE, RunDir, seed_folder
 
 DATA_NOTEBOOK = "01_data.ipynb"
 TRAIN_NOTEBOOK = "02_train_backbone.ipynb"
@@ -131,7 +131,7 @@ class StudyPlan:
 
     def seed_results(self, seed: int) -> Path:
         """The results folder of one seed's runs: the study's own for the main seed."""
-        return self.results if seed == self.main_seed() else self.results / f"seed-{seed}"
+        return self.results if seed == self.main_seed() else seed_folder(self.results, seed)
 
     def data_parameters(self) -> dict[str, Any]:
         """Papermill parameters of ``01_data``."""
@@ -301,16 +301,15 @@ def run_finished(notebook: Path, parameters: dict[str, Any]) -> bool:
     never paths or modification times."""
     if stored_parameters(notebook) != parameters:
         return False
-    run_dir = Path(parameters["output_dir"]) / parameters["arch"]
-    needed = ("metrics.json", "model_final.pt", "config.yaml", "env.json")
-    if not all((run_dir / name).is_file() for name in needed):
+    run = RunDir.of(parameters["output_dir"], parameters["arch"])
+    if not run.has(METRICS_FILE, MODEL_FILE, CONFIG_FILE, ENV_FILE):
         return False
     from fashionseg.train import training_code_hash
 
-    if json.loads((run_dir / "env.json").read_text()).get("training_code") != training_code_hash():
+    if run.env().get("training_code") != training_code_hash():
         return False
     wanted = run_config(**{k: v for k, v in parameters.items() if k in CONFIG_PARAMETERS})
-    return read_config(run_dir / "config.yaml") == wanted
+    return run.config() == wanted
 
 
 def clean_executed_notebook(notebook: Path) -> None:
@@ -430,7 +429,7 @@ def run_notebooks(
             log(f"{stage}: reused finished run {output.parent} (--force to train again)")
             return StageResult(stage, output, "reused")
         # a stale metrics.json must not make a failed re-run look finished
-        (output.parent / "metrics.json").unlink(missing_ok=True)
+        RunDir(output.parent).metrics_file.unlink(missing_ok=True)
         return _run_stage(stage, plan.notebooks / TRAIN_NOTEBOOK, output, params, executor, log)
 
     for arch in plan.archs:
@@ -451,12 +450,13 @@ def run_notebooks(
 
 
 def _summary(results: list[StageResult], plan: StudyPlan, seconds: float) -> str:
-    from fashionseg import reporting
+    from fashionseg.report.compare import ours_table
+    from fashionseg.rundir import read_run_metrics
 
     width = max(len(r.stage) for r in results)
     lines = [f"study {plan.preset}: {seconds / 60:.1f} min"]
     lines += [f"  {r.stage:<{width}}  {r.status:<6}  {r.notebook}" for r in results]
-    table = reporting.ours_table(reporting.read_run_metrics(plan.results, plan.archs))
+    table = ours_table(read_run_metrics(plan.results, plan.archs))
     if len(table):
         lines += ["", table.to_string(float_format=lambda v: f"{v:.1f}")]
     return "\n".join(lines)

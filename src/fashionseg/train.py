@@ -39,7 +39,6 @@ from fashionseg.config import (
     list_presets,
     load_config,
     project_root,
-    read_config,
     save_config,
     to_dict,
 )
@@ -53,6 +52,7 @@ from fashionseg.models import build_model
 from fashionseg.models.trunk import TRUNK_FILE, manifest_path, read_manifest
 from fashionseg.precision import autocast_dtype
 from fashionseg.predict import Predictor
+from fashionseg.rundir import RunDir, curve_point
 
 
 class NonFiniteLossError(FashionsegError):
@@ -151,10 +151,13 @@ def _param_groups(model: torch.nn.Module, solver: SolverConfig) -> list[dict[str
 # bootstrap and attribute_groups, read by the notebooks after training)
 TRAINING_CODE = (
     "config.py",
+    "allocator.py",
+    "config_validation.py",
     "checkpoint.py",
     "precision.py",
     "distributed.py",
     "train.py",
+    "rundir.py",
     "data",
     "models",
     "predict.py",
@@ -235,11 +238,11 @@ def train(cfg: RunConfig, resume: bool = False, show_progress: bool = True, over
 
 def refuse_to_overwrite(cfg: RunConfig) -> None:
     """Raise if ``cfg.run_dir`` holds a finished run (``model_final.pt``) of another configuration."""
-    run_dir = cfg.run_dir
-    if not (run_dir / "model_final.pt").is_file() or not (run_dir / "config.yaml").is_file():
+    run = RunDir(cfg.run_dir)
+    if not run.model_file.is_file() or not run.config_file.is_file():
         return
     try:
-        stored = dict(flatten(to_dict(read_config(run_dir / "config.yaml"))))
+        stored = dict(flatten(to_dict(run.config())))
     except FashionsegError:
         stored = {}
     wanted = dict(flatten(to_dict(cfg)))
@@ -248,7 +251,7 @@ def refuse_to_overwrite(cfg: RunConfig) -> None:
         shown = ", ".join(f"{k} {stored.get(k)!r} -> {wanted.get(k)!r}" for k in changed[:4])
         more = f" and {len(changed) - 4} more" if len(changed) > 4 else ""
         raise FashionsegError(
-            f"{run_dir} holds a finished run of another configuration ({shown}{more}); train into another "
+            f"{run.path} holds a finished run of another configuration ({shown}{more}); train into another "
             "folder (-p output_dir=... or -p name=...; `fashionseg study --results DIR`), or replace it "
             "with --force (`fashionseg train`, `fashionseg study`; overwrite=True in 02_train_backbone)"
         )
@@ -262,8 +265,8 @@ def _train(cfg: RunConfig, resume: bool, show_progress: bool, info: DistInfo) ->
             f"solver.ims_per_batch={solver.ims_per_batch} must be divisible by the number of processes "
             f"({info.world_size})"
         )
-    run_dir = cfg.run_dir
-    last_ckpt = run_dir / "checkpoints" / "last.pt"
+    run = RunDir(cfg.run_dir)
+    run_dir, last_ckpt = run.path, run.last_checkpoint
     if info.is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
         if cfg.data.synthetic:
@@ -287,7 +290,7 @@ def _train(cfg: RunConfig, resume: bool, show_progress: bool, info: DistInfo) ->
     elif resume and info.is_main:
         print(f"resume: no checkpoint at {last_ckpt}; starting from iteration 0")
 
-    metrics_log = run_dir / "metrics.jsonl"
+    metrics_log = run.log_file
     if info.is_main:
         _start_run_files(cfg, device, info, start_iter)
 
@@ -342,7 +345,7 @@ def _train(cfg: RunConfig, resume: bool, show_progress: bool, info: DistInfo) ->
 
     if info.is_main:
         final = {"model": model.state_dict(), "labels": labels.to_dict(), "config": to_dict(cfg)}
-        checkpoint.save_atomic(final, run_dir / "model_final.pt")
+        checkpoint.save_atomic(final, run.model_file)
     barrier(info)
     return run_dir
 
@@ -390,11 +393,11 @@ def _restore(path: Path, model, optimizer, scheduler, scaler, info: DistInfo) ->
 
 def _start_run_files(cfg: RunConfig, device: torch.device, info: DistInfo, start_iter: int) -> None:
     """Write ``config.yaml`` and ``env.json``; cut the logs back to ``start_iter`` (a fresh run: delete)."""
-    run_dir = cfg.run_dir
-    save_config(cfg, run_dir / "config.yaml")
+    run = RunDir(cfg.run_dir)
+    save_config(cfg, run.config_file)
     env = runinfo.environment(device, cfg, info.world_size, training_code_hash())
-    checkpoint.write_text_atomic(run_dir / "env.json", json.dumps(env, indent=2))
-    for log in (run_dir / "metrics.jsonl", run_dir / runs.LEARNING_CURVE):
+    checkpoint.write_text_atomic(run.env_file, json.dumps(env, indent=2))
+    for log in (run.log_file, run.curve_file):
         if start_iter:
             _trim_metrics_log(log, start_iter)
         else:
@@ -514,7 +517,7 @@ def _evaluate_during_training(
         model.train()
         checkpoint.set_rng_state(rng)
     point = {
-        **runs.curve_point(iteration, train_seconds, metrics),
+        **curve_point(iteration, train_seconds, metrics),
         "eval_seconds": round(time.perf_counter() - tic, 2),
     }
     runs.write_curve_point(run_dir, point)
@@ -591,6 +594,6 @@ def run(args: argparse.Namespace) -> int:
         metrics = runs.evaluate_run(run_dir)
         print(
             f"val: box AP {metrics['bbox']['coco']['AP']:.1f}, mask AP {metrics['segm']['coco']['AP']:.1f}; "
-            f"written to {run_dir / 'metrics.json'}"
+            f"written to {RunDir(run_dir).metrics_file}"
         )
     return 0

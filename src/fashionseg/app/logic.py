@@ -31,6 +31,7 @@ from fashionseg.data.images import ImageReadError, read_image
 from fashionseg.data.ontology import LabelSpace
 from fashionseg.data.synthetic import render_image
 from fashionseg.errors import FashionsegError
+from fashionseg.rundir import MODEL_FILE, RunDir
 from fashionseg.structures import Prediction, to_coco_results
 from fashionseg.visualization import draw_predictions
 
@@ -41,7 +42,7 @@ MAX_UPLOAD_MB = 20
 # 24-megapixel photo would cost gigabytes.
 MAX_SIDE = 1333
 DEFAULT_RESULTS = (Path("results"), Path("runs"))
-CHECKPOINT_NAME = "model_final.pt"
+CHECKPOINT_NAME = MODEL_FILE
 # the score slider's start, and the floor the model runs at for higher thresholds (see detection_floor)
 DEFAULT_SCORE_THRESHOLD = 0.5
 
@@ -167,8 +168,8 @@ def run_info(path: str | Path) -> RunInfo:
     return RunInfo(
         name=_display_name(folder if checkpoint.name == CHECKPOINT_NAME else checkpoint),
         checkpoint=checkpoint,
-        config=_read_mapping(folder / "config.yaml", yaml.safe_load),
-        metrics=_read_mapping(folder / "metrics.json", json.loads),
+        config=_read_mapping(RunDir(folder).config_file, yaml.safe_load),
+        metrics=_read_mapping(RunDir(folder).metrics_file, json.loads),
     )
 
 

@@ -1,7 +1,7 @@
 """Statistics of an annotation file (COCO / Fashionpedia JSON as a dict): split sizes, category and
 attribute frequencies, the annotations of each image, and the constant attribute predictor of a split.
 
-Plain data in, tables out: no model, no evaluation; :mod:`fashionseg.reporting` and the notebooks build on it.
+Plain data in, tables out: no model, no evaluation; :mod:`fashionseg.report` and the notebooks build on it.
 """
 
 from __future__ import annotations

@@ -545,6 +545,24 @@ def _params(split: str, num_images: int, size: int, seed: int) -> dict[str, Any]
     }
 
 
+def annotation_record(
+    annotation_id: int, image_id: int, category_id: int, attribute_ids: list[int], mask: np.ndarray
+) -> dict[str, Any]:
+    """One rendered instance (:func:`render_image`) as a Fashionpedia annotation: compressed RLE
+    segmentation, box [x, y, w, h] and area of ``mask`` (bool [H, W])."""
+    rle = mask_utils.encode(np.asfortranarray(mask.astype(np.uint8)))
+    return {
+        "id": annotation_id,
+        "image_id": image_id,
+        "category_id": category_id,
+        "attribute_ids": attribute_ids,
+        "segmentation": {"size": list(mask.shape), "counts": rle["counts"].decode("ascii")},
+        "bbox": [float(v) for v in mask_utils.toBbox(rle)],
+        "area": int(mask_utils.area(rle)),
+        "iscrowd": 0,
+    }
+
+
 def generate_split(
     images_dir: str | Path,
     annotations_path: str | Path,
@@ -587,20 +605,8 @@ def generate_split(
                 "kaggle_id": Path(file_name).stem,
             }
         )
-        for category_id, attribute_ids, mask in instances:
-            rle = mask_utils.encode(np.asfortranarray(mask.astype(np.uint8)))
-            annotations.append(
-                {
-                    "id": len(annotations) + 1,
-                    "image_id": image_id,
-                    "category_id": category_id,
-                    "attribute_ids": attribute_ids,
-                    "segmentation": {"size": [size, size], "counts": rle["counts"].decode("ascii")},
-                    "bbox": [float(v) for v in mask_utils.toBbox(rle)],
-                    "area": int(mask_utils.area(rle)),
-                    "iscrowd": 0,
-                }
-            )
+        for instance in instances:
+            annotations.append(annotation_record(len(annotations) + 1, image_id, *instance))
     coco = {
         "info": {
             "description": "fashionseg synthetic dataset: stylised figures in the Fashionpedia ontology",

@@ -20,7 +20,7 @@ from pycocotools import mask as mask_utils
 
 from fashionseg.data import ontology
 from fashionseg.errors import FashionsegError
-from fashionseg.evaluation.per_image import coco_index
+from fashionseg.evaluation.coco import coco_from_dict
 
 COLUMNS = ("instances", "precision", "recall", "f1", "gt_instances")
 
@@ -86,7 +86,7 @@ def attribute_group_scores(
     scored = set(
         ontology.attribute_category_ids() if attribute_category_ids is None else attribute_category_ids
     )
-    coco = coco_index(gt)
+    coco = coco_from_dict(gt)
     by_image: dict[int, list[tuple[dict[str, Any], dict[str, set[int]]]]] = {}
     for n, r in enumerate(results):
         predicted = _groups_of(r.get("attribute_ids", []), f"detection {n} (image {r['image_id']})")

@@ -4,30 +4,18 @@ same coverage per category."""
 
 from __future__ import annotations
 
-import contextlib
-import io
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
 from fashionseg.errors import FashionsegError
+from fashionseg.evaluation.coco import coco_from_dict
 
 if TYPE_CHECKING:
     from pycocotools.coco import COCO
 
 MISS_IOU = 0.5  # a ground-truth instance whose best mask IoU is below this counts as missed
-
-
-def coco_index(gt: dict[str, Any]) -> COCO:
-    """A pycocotools index of an annotation dict, which turns polygons and RLEs alike into RLE masks."""
-    from pycocotools.coco import COCO
-
-    coco = COCO()
-    coco.dataset = gt
-    with contextlib.redirect_stdout(io.StringIO()):  # pycocotools prints "creating index..."
-        coco.createIndex()
-    return coco
 
 
 def _best_ious(
@@ -72,7 +60,7 @@ def image_quality(
     (mean best IoU; NaN for an image without ground truth). Index: image id.
     """
     rows = {}
-    for image_id, pairs in _best_ious(coco_index(gt), results, score_threshold).items():
+    for image_id, pairs in _best_ious(coco_from_dict(gt), results, score_threshold).items():
         best = [iou for _, iou in pairs]
         rows[image_id] = {
             "instances": len(best),
@@ -97,7 +85,7 @@ def missed_by_category(
     category name (from the annotation dict's ``categories``), in category id order; only categories with
     ground truth.
     """
-    coco = coco_index(gt)
+    coco = coco_from_dict(gt)
     counts: dict[int, list[int]] = {}
     for pairs in _best_ious(coco, results, score_threshold).values():
         for ann, iou in pairs:

@@ -1,8 +1,9 @@
 """Evaluating a training run: predict a split with its weights, score it, write the run's result files.
 
-``evaluate_run(run_dir)`` writes ``predictions_<split>.json`` and ``metrics.json`` (with a ``speed`` entry)
-and the final point of ``learning_curve.jsonl``; training adds the curve's earlier points through
-:func:`evaluate_predictor` and :func:`write_curve_point`. Every file is written atomically.
+``evaluate_run(run_dir)`` writes ``predictions_<split>.json`` and ``metrics.json`` (with a ``speed`` entry,
+:func:`speed_entry`) and the final point of ``learning_curve.jsonl``; training adds the curve's earlier
+points through :func:`evaluate_predictor` and :func:`write_curve_point`. Every file is written atomically;
+the files' names and readers are :class:`fashionseg.rundir.RunDir`'s.
 """
 
 from __future__ import annotations
@@ -16,12 +17,12 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from fashionseg import checkpoint
-from fashionseg.config import read_config
 from fashionseg.data.images import read_image
 from fashionseg.evaluation import evaluate
 from fashionseg.predict import Predictor
+from fashionseg.rundir import RunDir, curve_point
 
-LEARNING_CURVE = "learning_curve.jsonl"
+WARMUP_BATCHES = 0  # evaluate_predictor times every batch, the first included
 
 
 def evaluate_predictor(
@@ -71,29 +72,31 @@ def evaluate_predictor(
     return metrics, results, model_seconds, len(images)
 
 
-def curve_point(iteration: int, train_seconds: float, metrics: dict[str, Any]) -> dict[str, Any]:
-    """One line of ``learning_curve.jsonl``: validation AP after ``iteration`` iterations and
-    ``train_seconds`` of training (evaluation time excluded)."""
-    point: dict[str, Any] = {"iteration": iteration, "train_seconds": round(train_seconds, 2)}
-    for iou_type in ("bbox", "segm"):
-        coco = metrics.get(iou_type, {}).get("coco", {})
-        for key in ("AP", "AP50", "AP75"):
-            if key in coco:
-                point[f"{iou_type}_{key}"] = coco[key]
-        iou_f1 = metrics.get(iou_type, {}).get("iou_f1", {})
-        if "AP" in iou_f1:
-            point[f"{iou_type}_AP_iou_f1"] = iou_f1["AP"]
-    return point
-
-
 def write_curve_point(run_dir: Path, point: dict[str, Any]) -> None:
     """Add (or replace) the learning-curve point of ``point['iteration']``, keeping the file sorted."""
-    path = run_dir / LEARNING_CURVE
-    points = [json.loads(line) for line in path.read_text().splitlines() if line] if path.exists() else []
+    run = RunDir(run_dir)
     points = sorted(
-        [p for p in points if p["iteration"] != point["iteration"]] + [point], key=lambda p: p["iteration"]
+        [p for p in run.curve() if p["iteration"] != point["iteration"]] + [point],
+        key=lambda p: p["iteration"],
     )
-    checkpoint.write_text_atomic(path, "".join(json.dumps(p) + "\n" for p in points))
+    checkpoint.write_text_atomic(run.curve_file, "".join(json.dumps(p) + "\n" for p in points))
+
+
+def speed_entry(
+    log: list[dict[str, Any]], model_seconds: float, images: int, device: str, batch_size: int
+) -> dict[str, Any]:
+    """``metrics.json``'s ``speed``: the median training seconds per iteration of the run's log (its first
+    interval left out when there are others), the model's inference milliseconds per image, and what that
+    was measured under: device, images timed, inference batch and warm-up batches."""
+    times = [r["time"] for r in log]
+    return {
+        "train_s_per_iter": float(np.median(times[1:] if len(times) > 1 else times)) if times else None,
+        "inference_ms_per_image": 1000 * model_seconds / max(1, images),
+        "device": device,
+        "images": images,
+        "batch_size": batch_size,
+        "warmup_batches": WARMUP_BATCHES,
+    }
 
 
 def evaluate_run(
@@ -109,24 +112,18 @@ def evaluate_run(
     seconds per iteration from ``metrics.jsonl`` and the model's inference milliseconds per image. The
     result is also the last point of the run's learning curve (``learning_curve.jsonl``).
     """
-    run_dir = Path(run_dir)
-    cfg = read_config(run_dir / "config.yaml")
-    predictor = Predictor.from_checkpoint(run_dir / "model_final.pt", device=cfg.device)
+    run = RunDir(run_dir)
+    cfg = run.config()
+    predictor = Predictor.from_checkpoint(run.model_file, device=cfg.device)
     metrics, results, model_seconds, n_images = evaluate_predictor(
         predictor, cfg.data, split, batch_size, max_images, show_progress
     )
-    checkpoint.write_text_atomic(run_dir / f"predictions_{split}.json", json.dumps(results))
-    log = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines() if line]
-    times = [r["time"] for r in log]
-    metrics["speed"] = {
-        "train_s_per_iter": float(np.median(times[1:] if len(times) > 1 else times)) if times else None,
-        "inference_ms_per_image": 1000 * model_seconds / max(1, n_images),
-        "device": str(predictor.device),
-        "images": n_images,
-    }
-    checkpoint.write_text_atomic(run_dir / "metrics.json", json.dumps(metrics, indent=1))
+    checkpoint.write_text_atomic(run.predictions_file(split), json.dumps(results))
+    log = run.log()
+    metrics["speed"] = speed_entry(log, model_seconds, n_images, str(predictor.device), batch_size)
+    checkpoint.write_text_atomic(run.metrics_file, json.dumps(metrics, indent=1))
     if split == "val" and log and log[-1]["iteration"] == cfg.solver.max_iter:
         write_curve_point(
-            run_dir, curve_point(cfg.solver.max_iter, log[-1].get("train_seconds", 0.0), metrics)
+            run.path, curve_point(cfg.solver.max_iter, log[-1].get("train_seconds", 0.0), metrics)
         )
     return metrics

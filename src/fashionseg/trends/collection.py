@@ -18,11 +18,10 @@ from pathlib import Path, PurePosixPath
 
 import numpy as np
 import pandas as pd
-import pycocotools.mask as mask_utils
 from PIL import Image
 from tqdm.auto import tqdm
 
-from fashionseg.data import synthetic
+from fashionseg.data import ontology, synthetic
 from fashionseg.data.annotations import load_annotations
 from fashionseg.data.ontology import ontology_json
 from fashionseg.errors import FashionsegError
@@ -173,14 +172,20 @@ class PlantedTrends:
     dot: tuple[float, ...] = (0.55, 0.4, 0.25, 0.1)
     skirt: float = 0.5
 
+    @property
+    def control(self) -> str:
+        """The flat control feature: the share of images with a skirt, which the design holds at
+        :attr:`skirt` in every season (the trend statistics' name of the category)."""
+        return _category_name(synthetic.SKIRT)
+
     def table(self) -> pd.DataFrame:
         """The planted shares, long: feature ("hat", "skirt: stripe", "skirt: dot"), group, share."""
         rows = [
             {"feature": feature, "group": season, "share": values[s]}
-            for feature, values in (
-                ("hat", self.hat),
-                ("skirt: stripe", self.stripe),
-                ("skirt: dot", self.dot),
+            for feature, values in zip(
+                [_category_name(synthetic.HAT), *_skirt_patterns("stripe", "dot")],
+                (self.hat, self.stripe, self.dot),
+                strict=True,
             )
             for s, season in enumerate(self.seasons)
         ]
@@ -205,6 +210,35 @@ class PlantedTrends:
                 counts.flat[i] += 1
             out[s] = counts
         return out
+
+
+def _category_name(category_id: int) -> str:
+    return next(c.name for c in ontology.categories() if c.id == category_id)
+
+
+def _skirt_patterns(*patterns: str) -> list[str]:
+    """The trend features of skirts with these patterns (``"skirt: stripe"``; attribute names of
+    :data:`fashionseg.data.synthetic.PATTERNS`)."""
+    names = {a.id: a.name for a in ontology.attributes()}
+    skirt = _category_name(synthetic.SKIRT)
+    return [f"{skirt}: {names[synthetic.PATTERNS[p]]}" for p in patterns]
+
+
+def implied_changes(planted: pd.DataFrame) -> pd.DataFrame:
+    """The changes the planted design implies without planting them (columns feature, change).
+
+    The collection's generator gives the skirts that are neither striped nor dotted (plain or check) what
+    the two planted patterns leave (:meth:`PlantedTrends.quotas`), so their share changes by minus the sum
+    of the two planted changes: a trend there follows from the design and is no false discovery.
+    ``planted``: :meth:`PlantedTrends.change`; empty when it lacks either planted pattern.
+    """
+    change = planted.set_index("feature")["change"]
+    planted_patterns = _skirt_patterns("stripe", "dot")
+    if not all(f in change.index for f in planted_patterns):
+        return pd.DataFrame(columns=["feature", "change"])
+    rest = -float(change[planted_patterns].sum())
+    others = _skirt_patterns("plain", "check")
+    return pd.DataFrame({"feature": others, "change": [rest] * len(others)})
 
 
 def _cell(instances: list[tuple[int, list[int], np.ndarray]]) -> tuple[int, int] | None:
@@ -268,20 +302,8 @@ def make_synthetic_collection(
         file_name = f"look_{index:05d}.png"
         Image.fromarray(pixels).save(out / "images" / file_name)
         images.append({"id": index + 1, "width": size, "height": size, "file_name": file_name})
-        for category_id, attribute_ids, mask in instances:
-            rle = mask_utils.encode(np.asfortranarray(mask.astype(np.uint8)))
-            annotations.append(
-                {
-                    "id": len(annotations) + 1,
-                    "image_id": index + 1,
-                    "category_id": category_id,
-                    "attribute_ids": attribute_ids,
-                    "segmentation": {"size": [size, size], "counts": rle["counts"].decode("ascii")},
-                    "bbox": [float(v) for v in mask_utils.toBbox(rle)],
-                    "area": int(mask_utils.area(rle)),
-                    "iscrowd": 0,
-                }
-            )
+        for instance in instances:
+            annotations.append(synthetic.annotation_record(len(annotations) + 1, index + 1, *instance))
         day = (
             pd.Timestamp("2022-03-01")
             + pd.DateOffset(months=6 * season)

@@ -16,6 +16,7 @@ from typing import Any
 import pandas as pd
 
 from fashionseg.distributed import DistInfo
+from fashionseg.rundir import RunDir
 from fashionseg.trends.collection import Collection
 from fashionseg.trends.inference import (
     InferenceSettings,
@@ -107,7 +108,7 @@ def checkpoint_id(weights: str | Path) -> str:
     """A checkpoint's identity for resume checks (``model_final.pt`` or its run folder): the SHA-256 of
     its bytes. Content, not path or modification time, so a clone that retrains the same weights, or a
     copy in another folder, resumes the same predictions."""
-    path = Path(weights) / "model_final.pt" if Path(weights).is_dir() else Path(weights)
+    path = RunDir(weights).model_file if Path(weights).is_dir() else Path(weights)
     digest = hashlib.sha256()
     with path.open("rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):

@@ -1,5 +1,5 @@
-"""The seed comparison (fashionseg.multiseed): run folders by seed, spreads, pairwise verdicts, equal-time
-reading and the seed's claims, on run folders written here."""
+"""The seed comparison (fashionseg.report.multiseed): run folders by seed, spreads, pairwise verdicts,
+equal-time reading and the seed's claims, on run folders written here."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from fashionseg import multiseed
 from fashionseg.config import load_config, save_config
 from fashionseg.errors import FashionsegError
+from fashionseg.report import multiseed
 
 
 def _table(values: dict[str, list[float]], column: str = "mask_AP", **other: dict[str, list[float]]):
@@ -156,7 +156,8 @@ def test_equal_time_reads_each_run_at_the_fastest_backbones_end(tmp_path):
     # s/iteration over seeds, not the logged wall-clock (FPN's log says 80 s: the machine was busy)
     _write_run(tmp_path / "R50-FPN", "R50-FPN", 0, 4.0, 0.5, [(50, 25, 2.0), (100, 80, 4.0)])
     _write_run(tmp_path / "R50-C4", "R50-C4", 0, 6.0, 1.0, [(50, 50, 1.0), (100, 100, 6.0)])
-    curves = multiseed.seed_curves(multiseed.seed_run_dirs(tmp_path, ["R50-FPN", "R50-C4"], [0]))
+    runs = multiseed.seed_run_dirs(tmp_path, ["R50-FPN", "R50-C4"], [0])
+    curves = multiseed.seed_curves(runs, multiseed.seed_metrics(runs))
     assert curves.groupby("backbone")["iteration"].min().tolist() == [0, 0]  # each curve starts at 0
     assert multiseed.time_budget(curves) == 50.0
     at = multiseed.at_time(curves, 50.0)
@@ -166,7 +167,8 @@ def test_equal_time_reads_each_run_at_the_fastest_backbones_end(tmp_path):
     # a seed slowed down throughout by other work does not move its backbone's time axis (median of three)
     _write_run(tmp_path / "seed-1" / "R50-FPN", "R50-FPN", 1, 4.0, 0.6, [(50, 30, 2.0), (100, 60, 4.0)])
     _write_run(tmp_path / "seed-2" / "R50-FPN", "R50-FPN", 2, 4.0, 2.0, [(50, 99, 2.0), (100, 200, 4.0)])
-    three = multiseed.seed_curves(multiseed.seed_run_dirs(tmp_path, ["R50-FPN"], [0, 1, 2]))
+    runs = multiseed.seed_run_dirs(tmp_path, ["R50-FPN"], [0, 1, 2])
+    three = multiseed.seed_curves(runs, multiseed.seed_metrics(runs))
     assert three.groupby("seed")["seconds"].max().tolist() == [60.0, 60.0, 60.0]
     fig = multiseed.plot_seed_curves(curves)
     by_iteration, by_time = fig.axes

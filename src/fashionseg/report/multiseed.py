@@ -11,7 +11,6 @@ runs) and image sampling (a bootstrap interval over validation images for each r
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -21,38 +20,34 @@ import pandas as pd
 import seaborn as sns
 from matplotlib.figure import Figure
 
-from fashionseg.config import read_config
 from fashionseg.errors import FashionsegError
 from fashionseg.evaluation.bootstrap import EvaluatedImages, paired_difference
-from fashionseg.reporting import and_list, read_learning_curve
+from fashionseg.report.render import and_list
+from fashionseg.report.training import read_learning_curve
+from fashionseg.rundir import CONFIG_FILE, METRICS_FILE, RunDir, metric, seed_folder
 
-# metrics.json entries the comparison reads: name -> (IoU type or group path, key)
-SEED_METRICS: dict[str, tuple[str, ...]] = {
-    "box_AP": ("bbox", "coco", "AP"),
-    "mask_AP": ("segm", "coco", "AP"),
-    "mask_AP50": ("segm", "coco", "AP50"),
-    "mask_AP75": ("segm", "coco", "AP75"),
-    "mask_APs": ("segm", "coco", "APs"),
-    "mask_APm": ("segm", "coco", "APm"),
-    "mask_APl": ("segm", "coco", "APl"),
-    "mask_AP_garments": ("per_supercategory", "outerwear", "segm_AP"),
-    "mask_AP_accessories": ("per_supercategory", "accessory", "segm_AP"),
-    "mask_AP_parts": ("per_supercategory", "part", "segm_AP"),
-    "mask_AP_iou_f1": ("segm", "iou_f1", "AP"),
-    "train_s_per_iter": ("speed", "train_s_per_iter"),
-    "inference_ms_per_image": ("speed", "inference_ms_per_image"),
-}
+# the metrics.json entries the comparison reads (their paths: fashionseg.rundir.METRICS)
+SEED_METRICS = (
+    "box_AP",
+    "mask_AP",
+    "mask_AP50",
+    "mask_AP75",
+    "mask_APs",
+    "mask_APm",
+    "mask_APl",
+    "mask_AP_garments",
+    "mask_AP_accessories",
+    "mask_AP_parts",
+    "mask_AP_iou_f1",
+    "train_s_per_iter",
+    "inference_ms_per_image",
+)
 SIZE_COLUMNS = {"mask_APs": "small", "mask_APm": "medium", "mask_APl": "large"}
 GROUP_COLUMNS = {
     "mask_AP_garments": "garments",
     "mask_AP_accessories": "accessories",
     "mask_AP_parts": "garment parts",
 }
-
-
-def seed_folder(results_dir: str | Path, seed: int) -> Path:
-    """Where ``fashionseg study --seeds`` puts the runs of a seed other than the runs' own."""
-    return Path(results_dir) / f"seed-{seed}"
 
 
 def seed_run_dirs(
@@ -66,12 +61,12 @@ def seed_run_dirs(
     """
     runs: dict[tuple[str, int], Path] = {}
     for arch in archs:
-        main = Path(results_dir) / arch
-        main_seed = read_config(main / "config.yaml").seed if (main / "config.yaml").is_file() else None
+        main = RunDir.of(results_dir, arch)
+        main_seed = main.config().seed if main.has(CONFIG_FILE) else None
         for seed in seeds:
-            run = main if seed == main_seed else seed_folder(results_dir, seed) / arch
-            if (run / "metrics.json").is_file():
-                runs[(arch, int(seed))] = run
+            run = main if seed == main_seed else RunDir.of(seed_folder(results_dir, seed), arch)
+            if run.has(METRICS_FILE):
+                runs[(arch, int(seed))] = run.path
     if not runs:
         raise FashionsegError(
             f"no finished run of seeds {', '.join(map(str, seeds))} under {results_dir}; train them with "
@@ -80,20 +75,13 @@ def seed_run_dirs(
     return runs
 
 
-def _value(metrics: Mapping[str, Any], path: tuple[str, ...]) -> float:
-    node: Any = metrics
-    for key in path:
-        node = node.get(key) if isinstance(node, Mapping) else None
-    return float("nan") if node is None else float(node)
-
-
 def seed_metrics(runs: Mapping[tuple[str, int], Path]) -> pd.DataFrame:
     """One row per run (index: backbone, seed), the :data:`SEED_METRICS` columns and ``train_seconds``
     (the training time of the whole run, evaluations excluded, from its learning curve or log)."""
     rows = {}
     for key, run in runs.items():
-        metrics = json.loads((run / "metrics.json").read_text())
-        row = {name: _value(metrics, path) for name, path in SEED_METRICS.items()}
+        metrics = RunDir(run).metrics()
+        row = {name: metric(metrics, name) for name in SEED_METRICS}
         curve = read_learning_curve(run)
         row["train_seconds"] = float(curve["train_seconds"].iloc[-1]) if len(curve) else float("nan")
         rows[key] = row
@@ -193,12 +181,13 @@ def pairwise_text(pairs: pd.DataFrame, metric: str = "mask AP", decimals: int = 
     return "\n".join(lines)
 
 
-def seed_curves(runs: Mapping[tuple[str, int], Path]) -> pd.DataFrame:
+def seed_curves(runs: Mapping[tuple[str, int], Path], table: pd.DataFrame) -> pd.DataFrame:
     """Every run's learning curve in one long table: backbone, seed, iteration, train_seconds (as logged),
     seconds, and the AP columns. A point at iteration 0 (AP 0) starts each curve.
 
     ``seconds`` is the time axis of the equal-time comparison: iterations times the backbone's seconds per
-    iteration, the median over its seeds of each run's median (``metrics.json``), so that other work on the
+    iteration, the median over its seeds of each run's median (``table``, :func:`seed_metrics` of the same
+    runs: ``train_s_per_iter``), so that other work on the
     machine during part of a run, or during one run, does not move the curves; ``train_seconds`` is the
     logged wall-clock, which includes such slow-downs.
     """
@@ -209,7 +198,7 @@ def seed_curves(runs: Mapping[tuple[str, int], Path]) -> pd.DataFrame:
             continue
         start = pd.DataFrame([{"iteration": 0, "train_seconds": 0.0, "bbox_AP": 0.0, "segm_AP": 0.0}])
         curve = pd.concat([start, curve[curve["iteration"] > 0]], ignore_index=True)
-        per_iter = _value(json.loads((run / "metrics.json").read_text()), ("speed", "train_s_per_iter"))
+        per_iter = table.loc[(arch, seed), "train_s_per_iter"]
         frames.append(curve.assign(backbone=arch, seed=seed, run_s_per_iter=per_iter))
     columns = ["backbone", "seed", "iteration", "train_seconds", "seconds", "bbox_AP", "segm_AP"]
     if not frames:

@@ -1,0 +1,43 @@
+"""How the report renders (fashionseg.report.render): figures as the files the book shows, lists and
+rankings in words, ties as ties."""
+
+from __future__ import annotations
+
+import pandas as pd
+from IPython.core.formatters import format_display_data
+from PIL import Image
+
+from fashionseg.report import compare, render
+
+
+def test_and_list():
+    assert render.and_list([]) == ""
+    assert render.and_list(["a"]) == "a"
+    assert render.and_list(["a", "b"]) == "a and b"
+    assert render.and_list(["a", "b", "c"]) == "a, b and c"
+
+
+def test_rankings_report_ties_as_ties():
+    values = pd.Series({"R50-FPN": 4.84, "R50-C4": 0.02, "R50-DC5": 0.04})
+    assert render.rank_groups(values) == [["R50-FPN"], ["R50-C4", "R50-DC5"]]
+    assert render.ranking_text(values) == "R50-FPN (4.8) > R50-C4 = R50-DC5 (0.0)"
+    assert render.best_text(values) == "R50-FPN"
+    assert render.best_text(pd.Series({"A": 0.01, "B": -0.02, "C": 0.0})) == "A, B and C (tied)"
+    assert render.ranking_text(pd.Series({"A": 120.4, "B": 80.0}), decimals=0, ascending=True) == (
+        "B (80) > A (120)"
+    )
+    seed = pd.Series({"R50-FPN": 3.1, "R50-C4": 4.4, "R50-DC5": 4.2})
+    assert compare.order_agreement(seed, seed) == "The two orders agree."
+    tied = pd.Series({"R50-FPN": 3.1, "R50-C4": 4.2, "R50-DC5": 4.2})
+    assert "R50-C4/R50-DC5 are tied" in compare.order_agreement(tied, seed)
+    assert "R50-FPN/R50-C4 and R50-FPN/R50-DC5 are ranked the other way" in compare.order_agreement(
+        values, seed
+    )
+
+
+def test_save_figure_writes_the_file_it_returns(tmp_path):
+    fig = render.image_grid([[Image.new("RGB", (32, 32), "red")]], ["row"], ["column"])
+    for name, mime in (("grid.png", "image/png"), ("grid.jpg", "image/jpeg")):
+        shown = render.save_figure(fig, tmp_path / "sub" / name)
+        assert shown.data == (tmp_path / "sub" / name).read_bytes()
+        assert mime in format_display_data(shown)[0]  # what glue stores

@@ -1,0 +1,134 @@
+"""What the timings were measured under (fashionseg.report.timing), on small hand-made run folders and
+benchmark files."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from support import run_folder
+
+from fashionseg.evaluation.runs import WARMUP_BATCHES
+from fashionseg.report import timing
+
+
+def test_speed_conditions_and_note_state_counts_batches_warmup_and_threads(tmp_path):
+    for arch in ("R50-FPN", "R50-C4", "R50-DC5"):
+        run_folder(tmp_path, arch)
+    conditions = timing.speed_conditions(tmp_path, ["R50-FPN", "R50-C4", "R50-DC5"])
+    assert conditions.loc["R50-FPN", "test proposals (detectron2: 1000)"] == 100
+    assert conditions.loc["R50-C4", "test proposals (detectron2: 1000)"] == 50
+    assert conditions.loc["R50-DC5", "training RoIs/image (detectron2: 512)"] == 16
+    assert conditions["detections/image (detectron2: 100)"].tolist() == [50, 50, 50]
+    # what evaluate_run recorded: its batch, and every batch timed (no warm-up)
+    assert conditions["inference batch"].tolist() == [4, 4, 4]
+    assert conditions["warm-up batches"].tolist() == [WARMUP_BATCHES] * 3 == [0, 0, 0]
+    assert conditions["threads"].tolist() == [2, 2, 2]
+    note = timing.speed_note(conditions)
+    assert (
+        "in batches of 4, with no warm-up (the first batch is timed too), on cpu with 2 CPU threads" in note
+    )
+    assert "keeps 100 (R50-FPN) and 50 (R50-C4, R50-DC5) test proposals per image (detectron2: 1000)" in note
+    assert "samples 32 (R50-FPN) and 16 (R50-C4, R50-DC5) RoIs per training image (detectron2: 512)" in note
+    assert "keeps at most 50 detections per image (detectron2: 100)" in note
+    assert "not at equal counts" in note and "benchmarks/inference_speed.py" in note
+    assert "`" not in note  # pasted as plain text (glue:text): no Markdown
+
+
+def test_speed_conditions_read_what_evaluate_run_records(tmp_path):
+    run_folder(tmp_path, "R50-C4", threads=8, batch_size=1)
+    conditions = timing.speed_conditions(tmp_path, ["R50-C4"])
+    assert conditions.loc["R50-C4", "inference batch"] == 1
+    assert conditions.loc["R50-C4", "images timed"] == 40
+    note = timing.speed_note(conditions)
+    assert "in batches of 1" in note and "with 8 CPU threads" in note
+    assert "not at equal counts" not in note  # one run: nothing to compare
+    assert timing.speed_note(conditions.iloc[:0]).startswith("No backbone has a finished run")
+
+
+def test_inference_at_detectron2s_counts_is_read_from_the_benchmark_file(tmp_path):
+    assert "was not measured for these runs" in timing.inference_speed_text(tmp_path)
+    rows = [
+        {"arch": "R50-C4", "setting": "demo", "proposals": 50, "max_detections": 50, "ms_per_image": 200.0},
+        {
+            "arch": "R50-C4",
+            "setting": "detectron2",
+            "proposals": 1000,
+            "max_detections": 100,
+            "ms_per_image": 900.0,
+        },
+    ]
+    record = {
+        "batch": 1,
+        "threads": 2,
+        "warmup_batches": 2,
+        "images": 24,
+        "precision": "fp32",
+        "cpu": "X",
+        "date": "2026-12-02",
+        "rows": rows,
+    }
+    (tmp_path / timing.INFERENCE_SPEED_FILE).write_text(json.dumps(record))
+    text = timing.inference_speed_text(tmp_path)
+    assert "(1000 proposals, at most 100 detections an image)" in text
+    assert "R50-C4 900 ms/image at 1000 proposals against 200 at the demo's 50 (4.5x)" in text
+    assert "batch 1, 2 threads, 2 warm-up batches, the median over 24 validation images, fp32" in text
+    for row, gflops, share in zip(rows, (300.0, 450.0), (0.4, 0.6), strict=True):
+        row.update(gflops=gflops, share_of_peak=share)
+    (tmp_path / timing.INFERENCE_SPEED_FILE).write_text(json.dumps(record))
+    text = timing.inference_speed_text(tmp_path)
+    assert "(4.5x), 300 GFLOP/s, 40% and 450 GFLOP/s, 60% of the matmul peak" in text
+
+
+def test_the_training_step_is_read_against_the_peak_measured_beside_it(tmp_path):
+    assert "python benchmarks/train_speed.py --json" in timing.train_speed_text(tmp_path)
+
+    def row(precision: str, seconds: float, gflops: float, share: float) -> dict:
+        return {
+            "arch": "R50-DC5",
+            "precision": precision,
+            "gflop_per_step": 135.0,
+            "median_seconds": {"step": seconds},
+            "gflops": gflops,
+            "share_of_peak": share,
+        }
+
+    record = {
+        "machine": {"cpu": {"model": "AMD EPYC"}, "threads": 2},
+        "peak": {"method": "torch.mm 2048x2048", "gflops": {"fp32": 200.0, "bf16": 800.0}},
+        "date": "2026-12-07",
+        "results": [row("fp32", 1.5, 90.0, 0.45), row("bf16", 1.25, 108.0, 0.135)],
+    }
+    (tmp_path / timing.TRAIN_SPEED_FILE).write_text(json.dumps(record))
+    text = timing.train_speed_text(tmp_path)
+    assert "(AMD EPYC, 2 threads, 2026-12-07; torch.mm 2048x2048: fp32 200, bf16 800 GFLOP/s)" in text
+    assert "R50-DC5 135 GFLOP a step, 1.50 s in fp32 (45% of the fp32 peak)" in text
+    assert "1.25 s in bf16 (108 GFLOP/s, 14% of the bf16 peak)" in text
+
+
+def test_speed_accuracy_labels_never_overlap():
+    """Backbones at nearly the same point are told apart by a legend, not by labels that overlap."""
+    speed = pd.DataFrame(
+        {
+            "mask AP": [0.0, 0.01, 4.8],
+            "box AP": [0.0, 0.0, 5.0],
+            "train s/iter": [1.0, 1.01, 0.5],
+            "inference ms/image": [240.0, 241.0, 100.0],
+            "device": "cpu",
+        },
+        index=pd.Index(["R50-C4", "R50-DC5", "R50-FPN"], name="backbone"),
+    )
+    seed = pd.DataFrame({"mask_AP": [4.43, 4.43, 3.11]}, index=["R50-C4", "R50-DC5", "R50-FPN"])
+    fig = timing.plot_speed_accuracy(speed, seed)
+    canvas = FigureCanvasAgg(fig)
+    canvas.draw()
+    renderer = canvas.get_renderer()
+    texts = [t for ax in fig.axes for t in ax.texts] + [t for t in fig.texts if t.get_text()]
+    legend = fig.legends[0]
+    assert [t.get_text() for t in legend.get_texts()] == ["R50-C4", "R50-DC5", "R50-FPN"]
+    boxes = [t.get_window_extent(renderer) for t in [*texts, *legend.get_texts()]]
+    for i, a in enumerate(boxes):
+        for b in boxes[i + 1 :]:
+            assert not a.overlaps(b)
+    assert "R50-C4 = R50-DC5 (4.4) > R50-FPN (3.1)" in fig.texts[0].get_text()

@@ -1,0 +1,71 @@
+"""One run's report (fashionseg.report.training, notebook 02): losses, the attribute loss's verdict, the
+learning curve's reading."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from fashionseg.data import statistics
+from fashionseg.report import compare, training
+
+
+def test_attribute_loss_note_calls_a_flat_loss_flat():
+    iterations = np.arange(1, 101)
+    falling = pd.DataFrame(
+        {"iteration": iterations, "loss": 4 - 0.02 * iterations, "loss_attribute": 1 / iterations**0.5}
+    )
+    flat = falling.assign(loss_attribute=0.07 + 0.001 * np.sin(iterations))
+    assert training.loss_change(falling, "loss_attribute", fraction=0.1) == pytest.approx(
+        (np.median(1 / iterations[:10] ** 0.5), np.median(1 / iterations[-10:] ** 0.5))
+    )
+    assert training.attribute_loss_note(falling).startswith("The attribute loss falls by")
+    note = training.attribute_loss_note(flat, weight=0.1)
+    assert note.startswith("**The attribute loss stays flat**") and "after its weight 0.1" in note
+    assert "no attribute loss" in training.attribute_loss_note(falling.drop(columns="loss_attribute"))
+
+
+def test_learning_curve_reading_and_training_time(tmp_path):
+    rising = pd.DataFrame({"iteration": [100, 200], "segm_AP": [1.0, 4.84], "train_seconds": [30.0, 60.0]})
+    flat = pd.DataFrame({"iteration": [100, 200], "segm_AP": [0.02, 0.04], "train_seconds": [30.0, 60.0]})
+    text = training.learning_curve_reading({"A": rising, "B": flat, "C": rising.iloc[:1]})
+    assert text == (
+        "At the end of training the validation mask AP is still rising (A 1.0 at iteration 100, 4.8 at 200), "
+        "and flat (B 0.0 at iteration 100, 0.0 at 200)."
+    )
+    for arch, seconds in (("A", 120.0), ("B", 60.0)):
+        (tmp_path / arch).mkdir()
+        lines = [{"iteration": 1, "train_seconds": 1.0}, {"iteration": 2, "train_seconds": seconds}]
+        (tmp_path / arch / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in lines))
+    (tmp_path / "B" / "env.json").write_text(json.dumps({"cpu_threads": 2}))
+    assert compare.training_minutes(tmp_path, ["A", "B", "C"]).to_dict() == {"A": 2.0, "B": 1.0}
+    assert compare.cpu_threads(tmp_path, ["A", "B"]) == 2
+
+
+def test_frequencies_and_losses():
+    coco = {
+        "categories": [{"id": 1, "name": "dress", "supercategory": "wholebody"}, {"id": 2, "name": "hat"}],
+        "attributes": [{"id": 5, "name": "floral", "supercategory": "textile pattern"}],
+        "images": [{"id": 1}, {"id": 2}],
+        "annotations": [
+            {"image_id": 1, "category_id": 1, "attribute_ids": [5]},
+            {"image_id": 1, "category_id": 1, "attribute_ids": []},
+            {"image_id": 2, "category_id": 1, "attribute_ids": [5]},
+        ],
+    }
+    cats = statistics.category_frequencies(coco)
+    assert cats.to_dict("records") == [
+        {"category": "dress", "supercategory": "wholebody", "instances": 3, "images": 2}
+    ]
+    assert statistics.attribute_frequencies(coco).to_dict("records") == [
+        {"attribute": "floral", "group": "textile pattern", "instances": 2}
+    ]
+    summary = statistics.split_summary({"train": coco})
+    assert summary.loc["train"].to_dict() == {"images": 2, "instances": 3, "categories": 1, "attributes": 1}
+
+    log = pd.DataFrame({"iteration": [1, 2], "loss": [2.0, 1.0], "loss_mask": [1.0, 0.5], "lr": [0.1, 0.1]})
+    fig = training.plot_losses(log, "t")
+    assert [line.get_label() for line in fig.axes[0].get_lines()] == ["loss", "loss_mask"]
