@@ -110,24 +110,11 @@ def _axis_windows(
     return first, window.scatter_add_(2, offsets, weights)
 
 
-def bilinear_weights(
-    rois: Tensor,
-    feature_shape: tuple[int, int, int, int],
-    output_size: tuple[int, int],
-    spatial_scale: float,
-    sampling_ratio: int,
-    aligned: bool,
-) -> tuple[Tensor, Tensor, Tensor, tuple[int, int], float]:
-    """RoIAlign as a matrix: CSR ``(crow_indices, col_indices, values, shape)`` of ``W`` [K*Sh*Sw, N*H*W],
-    and the mean number of sampling points per bin (torchvision's cost per pooled value).
-
-    Row ``(k, ph, pw)`` averages the bilinear weights of bin (ph, pw) of RoI k over the N*H*W positions of
-    the channels-last map, following torchvision's CPU kernel (roi_align_common.h, pre_calc). Each row has
-    the same number of stored entries (a y window times an x window, explicit zeros included), with sorted,
-    unique columns. ``rois`` [K, 5] (image index, x1, y1, x2, y2) in image coordinates.
-    """
-    n, _, height, width = feature_shape
-    pooled_h, pooled_w = output_size
+def _roi_grids(
+    rois: Tensor, output_size: tuple[int, int], spatial_scale: float, sampling_ratio: int, aligned: bool
+) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor]:
+    """Per RoI [K]: x1, y1, width and height in map units, and the sampling grid (points per bin along y
+    and x, at least 0), as torchvision's kernel computes them."""
     dtype = rois.dtype
     offset = 0.5 if aligned else 0.0
     coords = rois[:, 1:] * torch.tensor(spatial_scale, dtype=dtype) - offset
@@ -140,10 +127,42 @@ def bilinear_weights(
         grid_h = torch.full(roi_h.shape, sampling_ratio, dtype=torch.long)
         grid_w = grid_h
     else:
-        grid_h = torch.ceil(roi_h / pooled_h).long()
-        grid_w = torch.ceil(roi_w / pooled_w).long()
-    grid_h, grid_w = grid_h.clamp(min=0), grid_w.clamp(min=0)
-    count = (grid_h * grid_w).clamp(min=1).to(dtype)
+        grid_h = torch.ceil(roi_h / output_size[0]).long()
+        grid_w = torch.ceil(roi_w / output_size[1]).long()
+    return x1, y1, roi_w, roi_h, grid_h.clamp(min=0), grid_w.clamp(min=0)
+
+
+def mean_sampling_points(
+    rois: Tensor, output_size: tuple[int, int], spatial_scale: float, sampling_ratio: int, aligned: bool
+) -> float:
+    """The mean number of sampling points per bin (torchvision's cost per pooled value and channel)."""
+    if sampling_ratio > 0:
+        return float(sampling_ratio**2)
+    *_, grid_h, grid_w = _roi_grids(rois, output_size, spatial_scale, sampling_ratio, aligned)
+    return float((grid_h * grid_w).float().mean()) if rois.shape[0] else 0.0
+
+
+def bilinear_weights(
+    rois: Tensor,
+    feature_shape: tuple[int, int, int, int],
+    output_size: tuple[int, int],
+    spatial_scale: float,
+    sampling_ratio: int,
+    aligned: bool,
+) -> tuple[Tensor, Tensor, Tensor, tuple[int, int]]:
+    """RoIAlign as a matrix: CSR ``(crow_indices, col_indices, values, shape)`` of ``W`` [K*Sh*Sw, N*H*W].
+
+    Row ``(k, ph, pw)`` averages the bilinear weights of bin (ph, pw) of RoI k over the N*H*W positions of
+    the channels-last map, following torchvision's CPU kernel (roi_align_common.h, pre_calc). Each row has
+    the same number of stored entries (a y window times an x window, explicit zeros included), with sorted,
+    unique columns. ``rois`` [K, 5] (image index, x1, y1, x2, y2) in image coordinates.
+    """
+    n, _, height, width = feature_shape
+    pooled_h, pooled_w = output_size
+    x1, y1, roi_w, roi_h, grid_h, grid_w = _roi_grids(
+        rois, output_size, spatial_scale, sampling_ratio, aligned
+    )
+    count = (grid_h * grid_w).clamp(min=1).to(rois.dtype)
 
     first_y, wy = _axis_windows(y1, roi_h / pooled_h, grid_h, pooled_h, height)
     first_x, wx = _axis_windows(x1, roi_w / pooled_w, grid_w, pooled_w, width)
@@ -159,8 +178,7 @@ def bilinear_weights(
     rows = rois.shape[0] * pooled_h * pooled_w
     per_row = wy.shape[2] * wx.shape[2]
     crow = torch.arange(rows + 1, dtype=torch.long) * per_row
-    points = float(count.mean()) if count.numel() else 0.0
-    return crow, cols.reshape(-1), values.reshape(-1), (rows, n * height * width), points
+    return crow, cols.reshape(-1), values.reshape(-1), (rows, n * height * width)
 
 
 class _SparseRoIAlign(torch.autograd.Function):
@@ -178,29 +196,44 @@ class _SparseRoIAlign(torch.autograd.Function):
         sampling_ratio: int,
         aligned: bool,
     ) -> Tensor:
-        n, channels, height, width = input.shape
-        crow, cols, values, shape, points = bilinear_weights(
-            rois, (n, channels, height, width), output_size, spatial_scale, sampling_ratio, aligned
-        )
-        ctx.save_for_backward(crow, cols, values)
-        ctx.shapes = (shape, (n, channels, height, width), output_size)
-        if points < MIN_POINTS_FOR_MATMUL:
+        ctx.save_for_backward(rois)
+        ctx.args = (tuple(input.shape), output_size, spatial_scale, sampling_ratio, aligned)
+        if (
+            mean_sampling_points(rois, output_size, spatial_scale, sampling_ratio, aligned)
+            < MIN_POINTS_FOR_MATMUL
+        ):
+            # the weights wait for the backward: inference never builds them
             return torchvision_roi_align(input, rois, output_size, spatial_scale, sampling_ratio, aligned)
-        matrix = torch.sparse_csr_tensor(crow, cols, values, shape, check_invariants=False)
+        n, channels, height, width = input.shape
         features = input.permute(0, 2, 3, 1).reshape(n * height * width, channels)
-        pooled = torch.sparse.mm(matrix, features)
+        pooled = torch.sparse.mm(_weight_matrix(rois, *ctx.args), features)
         return pooled.reshape(rois.shape[0], *output_size, channels).permute(0, 3, 1, 2).contiguous()
 
     @staticmethod
     @once_differentiable
     def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, ...]:
-        crow, cols, values = ctx.saved_tensors
-        shape, (n, channels, height, width), output_size = ctx.shapes
-        matrix = torch.sparse_csr_tensor(crow, cols, values, shape, check_invariants=False)
-        rows = grad.permute(0, 2, 3, 1).reshape(shape[0], channels)
+        (rois,) = ctx.saved_tensors
+        n, channels, height, width = ctx.args[0]
+        matrix = _weight_matrix(rois, *ctx.args)
+        rows = grad.permute(0, 2, 3, 1).reshape(matrix.shape[0], channels)
         grad_input = torch.sparse.mm(matrix.t(), rows)  # [N*H*W, C]
         grad_input = grad_input.reshape(n, height, width, channels).permute(0, 3, 1, 2).contiguous()
         return grad_input, None, None, None, None, None
+
+
+def _weight_matrix(
+    rois: Tensor,
+    feature_shape: tuple[int, int, int, int],
+    output_size: tuple[int, int],
+    spatial_scale: float,
+    sampling_ratio: int,
+    aligned: bool,
+) -> Tensor:
+    """:func:`bilinear_weights` as a sparse CSR tensor (valid by construction, so unchecked)."""
+    crow, cols, values, shape = bilinear_weights(
+        rois, feature_shape, output_size, spatial_scale, sampling_ratio, aligned
+    )
+    return torch.sparse_csr_tensor(crow, cols, values, shape, check_invariants=False)
 
 
 def _roi_align_matmul(
