@@ -21,7 +21,6 @@ from torchvision.models.detection.generalized_rcnn import GeneralizedRCNN
 from torchvision.models.detection.mask_rcnn import MaskRCNNHeads, MaskRCNNPredictor
 from torchvision.models.detection.rpn import RegionProposalNetwork, RPNHead
 from torchvision.models.detection.transform import GeneralizedRCNNTransform
-from torchvision.ops import MultiScaleRoIAlign
 
 from fashionseg.config import ARCHITECTURES, ModelConfig
 from fashionseg.data.ontology import LabelSpace
@@ -34,6 +33,7 @@ from fashionseg.models.backbones import (
     group_norm,
     stage_channels,
 )
+from fashionseg.models.roi_align import MatmulMultiScaleRoIAlign
 from fashionseg.models.roi_heads import AttributeRoIHeads, Res5RoIHeads, SingleLevelRoIAlign
 from fashionseg.models.trunk import is_trunk, load_into_resnet, load_trunk
 from fashionseg.models.weights import load_checkpoint_state, load_matching, load_torchvision_state
@@ -154,7 +154,8 @@ def build_fpn(
     resnet: ResNet, cfg: ModelConfig, labels: LabelSpace
 ) -> tuple[nn.Module, RegionProposalNetwork, AttributeRoIHeads]:
     """R50-FPN, torchvision's maskrcnn_resnet50_fpn: FPN P2-P6, RPN on every level (3 anchors each),
-    MultiScaleRoIAlign 7x7 -> 2-FC (1024) box head, 14x14 -> 4 convs -> 28x28 masks."""
+    MultiScaleRoIAlign 7x7 -> 2-FC (1024) box head, 14x14 -> 4 convs -> 28x28 masks (the poolers map levels
+    as torchvision's and pool with fashionseg.models.roi_align)."""
     backbone = BackboneWithFPN(
         resnet,
         return_layers={f"layer{i + 1}": name for i, name in enumerate(FPN_LEVELS)},
@@ -168,9 +169,9 @@ def build_fpn(
         cfg,
         labels,
         BOX_HEAD_DIM,
-        box_roi_pool=MultiScaleRoIAlign(FPN_LEVELS, output_size=7, sampling_ratio=2),
+        box_roi_pool=MatmulMultiScaleRoIAlign(FPN_LEVELS, output_size=7, sampling_ratio=2),
         box_head=TwoMLPHead(FPN_CHANNELS * 7 * 7, BOX_HEAD_DIM),
-        mask_roi_pool=MultiScaleRoIAlign(FPN_LEVELS, output_size=14, sampling_ratio=2),
+        mask_roi_pool=MatmulMultiScaleRoIAlign(FPN_LEVELS, output_size=14, sampling_ratio=2),
         mask_head=MaskRCNNHeads(
             FPN_CHANNELS, [MASK_HEAD_DIM] * 4, dilation=1, norm_layer=head_norm_layer(cfg)
         ),

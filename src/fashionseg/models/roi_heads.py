@@ -17,9 +17,9 @@ from torchvision.models.detection.roi_heads import (
     maskrcnn_loss,
 )
 from torchvision.ops import boxes as box_ops
-from torchvision.ops import roi_align
 
 from fashionseg.models.attribute_head import attribute_loss, attribute_targets
+from fashionseg.models.roi_align import roi_align
 
 
 class SingleLevelRoIAlign(nn.Module):
@@ -27,7 +27,8 @@ class SingleLevelRoIAlign(nn.Module):
 
     ``forward(features {name: [B, C, H, W]}, boxes [R_i, 4] per image, image_shapes) -> [sum R_i, C, S, S]``.
     Defaults to detectron2's ROIAlignV2: ``aligned=True`` (half-pixel offset) and ``sampling_ratio=0``
-    (adaptive number of samples per bin).
+    (adaptive number of samples per bin). Pools with :func:`fashionseg.models.roi_align.roi_align`
+    (torchvision's result; its backward a sparse matrix product on the CPU).
     """
 
     def __init__(
