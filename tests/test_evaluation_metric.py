@@ -16,15 +16,10 @@ from pycocotools.cocoeval import COCOeval
 
 from fashionseg.data import ontology
 from fashionseg.evaluation import evaluate
-from fashionseg.evaluation.attribute_ap import (
-    F1_THRESHOLDS,
-    IOU_THRESHOLDS,
-    RECALL_THRESHOLDS,
-    attribute_f1_matrix,
-    match_detections,
-    precision_recall,
-    recall_steps,
-)
+from fashionseg.evaluation.curves import precision_recall, recall_steps
+from fashionseg.evaluation.matching import match_detections
+from fashionseg.evaluation.pairs import attribute_f1_matrix
+from fashionseg.evaluation.params import F1_THRESHOLDS, IOU_THRESHOLDS, RECALL_THRESHOLDS
 
 ATTRIBUTE_IDS = [a["id"] for a in ontology.ontology_json()["attributes"]]
 N = len(ATTRIBUTE_IDS)
