@@ -123,8 +123,8 @@ def _param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict[str,
 # the package's parts that decide what a training run produces (its weights, log, metrics.json and learning
 # curve): a change to any of them makes a finished run stale (fashionseg study retrains it), a change
 # elsewhere does not: the app, trends, book, the analyses of saved predictions (evaluation's per_image,
-# bootstrap and attribute_groups, read by the notebooks after training), and evaluation's coco (pycocotools'
-# own evaluator, which the tests compare the metric with)
+# bootstrap and attribute_groups, read by the notebooks after training), and the metric's two references,
+# which the tests compare it with (evaluation's coco, pycocotools' own evaluator, and reference, its spec)
 TRAINING_CODE = (
     "config.py",
     "checkpoint.py",

@@ -13,12 +13,12 @@ keys; ``iou_f1``, ``iou`` and ``f1`` are then None, ``not_computed`` says why, a
 hold COCO's AP only. A file mixing entries with and without ``attribute_ids`` is refused.
 
 ``coco`` is pycocotools' ``COCOeval``'s numbers (tested against :mod:`fashionseg.evaluation.coco`);
-``iou_f1``, ``iou`` and ``f1`` are the three families of the official Fashionpedia evaluator. Both come from
-one vectorised pass over the same IoUs (:mod:`fashionseg.evaluation.attribute_ap`), summarised by
-:mod:`fashionseg.evaluation.summary`. ``<type>_AP`` in the per-category and per-supercategory tables is COCO's
-AP, the others the families' AP; the IoU+F1 and F1 keys are absent where no category carries attributes. A
-value is None (JSON null) where there is no ground truth to score, as pycocotools' -1; with ground truth but
-no predictions it is 0.0.
+``iou_f1``, ``iou`` and ``f1`` are the three families of the official Fashionpedia evaluator (specified one
+image at a time by :mod:`fashionseg.evaluation.reference`). Both come from one vectorised pass over the same
+IoUs (:mod:`fashionseg.evaluation.attribute_ap`), summarised by :mod:`fashionseg.evaluation.summary`.
+``<type>_AP`` in the per-category and per-supercategory tables is COCO's AP, the others the families' AP; the
+IoU+F1 and F1 keys are absent where no category carries attributes. A value is None (JSON null) where there
+is no ground truth to score, as pycocotools' -1; with ground truth but no predictions it is 0.0.
 
 Which categories carry attributes: Fashionpedia's 18 (:func:`fashionseg.data.ontology.attribute_category_ids`)
 by default. A dataset with other ids declares its own with ``attribute_category_ids=[...]`` (command line:

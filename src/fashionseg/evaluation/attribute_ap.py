@@ -1,7 +1,8 @@
 """The fast path: Fashionpedia's attribute-aware AP^IoU+F1 and COCO's AP, the official tools' numbers.
 
-The official tool is the ``fashionpedia`` package's ``FPEval`` (a ``COCOeval`` subclass). This fast path
-keeps its definition exactly:
+The official tool is the ``fashionpedia`` package's ``FPEval`` (a ``COCOeval`` subclass). Its definition,
+one image and category at a time, is written out in :mod:`fashionseg.evaluation.reference`, the
+specification this fast path is tested to equal float for float:
 
 - Per image and category, detections by decreasing score (at most 100) are matched greedily to the ground
   truths in COCO's order (crowd and out-of-area ground truths last). A pair qualifies when IoU >= t_iou AND

@@ -6,6 +6,7 @@ truth (IoU >= t_iou) of highest IoU, and lets crowd regions match many times. FP
 condition, F1 >= t_f1: a detection keeps the first qualifying ground truth, a later one replaces it only
 when both its IoU and its F1 are at least the held ones, and crowd regions match once. Ground truths with
 id 0 are taken but their detections count as unmatched, as pycocotools stores the matched id.
+:mod:`fashionseg.evaluation.reference` spells the same rules out one detection at a time.
 """
 
 from __future__ import annotations

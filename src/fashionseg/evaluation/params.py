@@ -1,7 +1,7 @@
 """The thresholds, area ranges and detection limits of COCO's and Fashionpedia's evaluators, in one place.
 
-pycocotools' ``COCOeval.Params`` and FPEval's ``FPParams``: every stage of the fast path reads them from
-here.
+pycocotools' ``COCOeval.Params`` and FPEval's ``FPParams``: every stage of the fast path and its
+specification (:mod:`fashionseg.evaluation.reference`) read them from here.
 """
 
 from __future__ import annotations
