@@ -1,8 +1,9 @@
 """Stage 4 of the fast path: ``COCOeval.accumulate``, precision at the 101 recall thresholds and recall.
 
 :func:`interpolated_precision` is the one accumulate: COCO's interpolated precision of many curves at once,
-read from their true positives alone. The metrics' curves go through it (:func:`group_curves`: every
-threshold, area range and category of a group together).
+read from their true positives alone. The metrics' curves (:func:`group_curves`: every threshold, area range
+and category of a group together) and the bootstrap's resampled ones (:mod:`fashionseg.evaluation.bootstrap`)
+both go through it.
 """
 
 from __future__ import annotations
