@@ -44,8 +44,7 @@ from pycocotools import mask as mask_utils
 
 from fashionseg.data import ontology
 from fashionseg.evaluation import evaluate
-from fashionseg.evaluation.attribute_ap import FAMILIES
-from fashionseg.evaluation.coco import COCO_KEYS
+from fashionseg.evaluation.summary import COCO_KEYS, FAMILIES
 
 TOLERANCE = 0.0  # every number is the official tool's float, not just close to it
 GOAL = 50.0  # speed-up over the official FPEval on every timed workload

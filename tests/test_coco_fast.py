@@ -23,8 +23,9 @@ from pycocotools.cocoeval import COCOeval
 from fashionseg.data import ontology
 from fashionseg.evaluation import eval_supercategories, evaluate
 from fashionseg.evaluation.attribute_ap import accumulate
-from fashionseg.evaluation.coco import COCO_KEYS, coco_result, pycocotools_evaluate
+from fashionseg.evaluation.coco import pycocotools_evaluate
 from fashionseg.evaluation.results import load_ground_truth, load_predictions
+from fashionseg.evaluation.summary import COCO_KEYS, coco_result
 
 ONTOLOGY = ontology.ontology_json()
 ATTRIBUTE_IDS = [a["id"] for a in ONTOLOGY["attributes"]]

@@ -171,6 +171,18 @@ def test_resample_weights_are_the_resampled_dataset(iou_type: str) -> None:
     assert got[1] == pytest.approx(_pycocotools_ap(gt, predictions, iou_type), abs=1e-12, rel=0)
 
 
+def test_image_weights_are_counts() -> None:
+    """A weight is how often an image is drawn: fractions or negatives are refused, not accumulated."""
+    evaluated = evaluate_images(*_dataset(2, num_images=3), "bbox")
+    for weights in ([[0.5, 1, 1]], [[-1, 2, 1]]):
+        with pytest.raises(FashionsegError, match="whole numbers >= 0"):
+            weighted_ap(evaluated, np.array(weights))
+    assert (
+        weighted_ap(evaluated, np.array([[1.0, 2.0, 0.0]]))[0]
+        == weighted_ap(evaluated, np.array([[1, 2, 0]]))[0]
+    )
+
+
 def test_interval_holds_the_estimate() -> None:
     gt, predictions = _dataset(4)
     result = bootstrap_ap(gt, predictions, "segm", resamples=200, level=0.9)

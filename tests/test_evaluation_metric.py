@@ -16,15 +16,8 @@ from pycocotools.cocoeval import COCOeval
 
 from fashionseg.data import ontology
 from fashionseg.evaluation import evaluate
-from fashionseg.evaluation.attribute_ap import (
-    F1_THRESHOLDS,
-    IOU_THRESHOLDS,
-    RECALL_THRESHOLDS,
-    attribute_f1_matrix,
-    match_detections,
-    precision_recall,
-    recall_steps,
-)
+from fashionseg.evaluation.pairs import attribute_f1_matrix
+from fashionseg.evaluation.params import F1_THRESHOLDS, IOU_THRESHOLDS
 
 ATTRIBUTE_IDS = [a["id"] for a in ontology.ontology_json()["attributes"]]
 N = len(ATTRIBUTE_IDS)
@@ -229,37 +222,6 @@ def test_attribute_f1_matrix_matches_the_definition() -> None:
     assert one_vs_none == pytest.approx((2 * (N - 1) / (2 * N - 1)) / 2) and 0.499 < one_vs_none < 0.5
 
 
-def test_held_match_must_beat_both_iou_and_f1() -> None:
-    """FPEval keeps the first qualifying ground truth unless a later one beats its IoU *and* its F1.
-
-    Detection A: IoU 0.62 / F1 1.0 with G1, IoU 0.93 / F1 0.6 with G2; detection B (lower score) overlaps
-    G2 only (IoU 0.82). With the F1 constraint off (the IoU family) at IoU 0.5, A keeps G1 because G2's F1
-    is lower, and B takes G2. COCO's IoU-only matcher gives A the higher IoU (G2) and leaves B unmatched.
-    """
-    ious = np.array([[[0.62, 0.93], [0.0, 0.82]]])
-    f1s = np.array([[[1.0, 0.6], [0.3, 0.9]]])
-    no_ignore = np.zeros((1, 2, 1), bool)
-    keep = np.zeros((1, 2), bool)
-    fp_matched, _ = match_detections(ious, f1s, no_ignore, keep, keep)
-    coco_matched, _ = match_detections(ious, None, no_ignore, keep, keep)
-    t50, t70, off = 0, int(np.argmin(abs(IOU_THRESHOLDS - 0.7))), -1
-    assert fp_matched[0, :, t50, off, 0].tolist() == [True, True]
-    assert coco_matched[0, :, t50, 0, 0].tolist() == [True, False]
-    assert fp_matched[0, :, t70, off, 0].tolist() == [True, False]  # G1 fails IoU 0.7: A takes G2
-    f175 = int(np.argmin(abs(F1_THRESHOLDS - 0.75)))
-    assert fp_matched[0, :, t50, f175, 0].tolist() == [True, True]  # A-G1 (F1 1.0), B-G2 (F1 0.9)
-
-
-def test_crowd_regions_match_many_detections_only_without_attributes() -> None:
-    ious = np.array([[[0.9], [0.8]]])
-    crowd = np.ones((1, 1, 1), bool)
-    reusable, no_zero = np.ones((1, 1), bool), np.zeros((1, 1), bool)
-    coco_matched, coco_ignored = match_detections(ious, None, crowd, reusable, no_zero)
-    fp_matched, _ = match_detections(ious, np.ones((1, 2, 1)), crowd, ~reusable, no_zero)
-    assert coco_matched[0, :, 0, 0, 0].tolist() == [True, True] and coco_ignored[0, :, 0, 0, 0].all()
-    assert fp_matched[0, :, 0, 0, 0].tolist() == [True, False]
-
-
 def _random_files(tmp_path, with_box_in_segm: bool):
     """A small random dataset with GT polygons, crowd RLE, and predictions carrying extra keys."""
     rng = np.random.default_rng(3)
@@ -330,42 +292,3 @@ def test_only_the_best_100_detections_of_an_image_and_category_count(false_posit
     for family in ("coco", "iou", "iou_f1"):
         assert (metrics[family]["AP"] > 0) == found, family
     assert metrics["iou"]["AR@100"] == pytest.approx(100.0 if found else 0.0)
-
-
-def _coco_curve(tps: np.ndarray, fps: np.ndarray, num_gt: int) -> tuple[list[float], float]:
-    """COCOeval.accumulate's loop for one curve, as pycocotools writes it."""
-    tp, fp = np.cumsum(tps).astype(float), np.cumsum(fps).astype(float)
-    rc, pr = tp / num_gt, (tp / (fp + tp + np.spacing(1))).tolist()
-    for i in range(len(tp) - 1, 0, -1):
-        if pr[i] > pr[i - 1]:
-            pr[i - 1] = pr[i]
-    q = [0.0] * len(RECALL_THRESHOLDS)
-    for ri, pi in enumerate(np.searchsorted(rc, RECALL_THRESHOLDS, side="left")):
-        if pi >= len(pr):
-            break
-        q[ri] = pr[pi]
-    return q, (rc[-1] if len(tp) else 0.0)
-
-
-def test_precision_recall_equals_cocoeval_accumulate() -> None:
-    rng = np.random.default_rng(1)
-    for _ in range(100):
-        n, curves = int(rng.integers(0, 40)), int(rng.integers(1, 6))
-        state = rng.integers(0, 3, (n, curves))  # true positive, false positive, ignored
-        tps, neutral = state == 0, state == 2
-        rank = rng.integers(0, 20, n)
-        num_gt = np.maximum(rng.integers(1, 15, curves), tps.sum(axis=0))
-        precision, recall = precision_recall(tps.T, neutral.T, rank, num_gt)
-        for x in range(curves):
-            q, final = _coco_curve(tps[:, x], state[:, x] == 1, int(num_gt[x]))
-            assert precision[x].tolist() == q
-            assert recall[x, -1] == final
-            top10 = rank < 10
-            assert recall[x, 1] == _coco_curve(tps[top10, x], state[top10, x] == 1, int(num_gt[x]))[1]
-
-
-def test_recall_steps_equal_cocoeval_searchsorted() -> None:
-    """The true positives each recall threshold needs, as COCOeval finds them on tp / num_gt."""
-    counts = np.r_[np.arange(1, 3001), [9999, 10007, 65536, 123457]]
-    expected = [np.searchsorted(np.arange(c + 1) / c, RECALL_THRESHOLDS, side="left") for c in counts]
-    assert np.array_equal(recall_steps(counts), np.stack(expected))

@@ -147,8 +147,9 @@ def _param_groups(model: torch.nn.Module, solver: SolverConfig) -> list[dict[str
 
 # the package's parts that decide what a training run produces (its weights, log, metrics.json and learning
 # curve): a change to any of them makes a finished run stale (fashionseg study retrains it), a change
-# elsewhere does not: the app, trends, book, and the analyses of saved predictions (evaluation's per_image,
-# bootstrap and attribute_groups, read by the notebooks after training)
+# elsewhere does not: the app, trends, book, the analyses of saved predictions (evaluation's per_image,
+# bootstrap and attribute_groups, read by the notebooks after training), and the metric's two references,
+# which the tests compare it with (evaluation's coco, pycocotools' own evaluator, and reference, its spec)
 TRAINING_CODE = (
     "config.py",
     "allocator.py",
@@ -163,8 +164,13 @@ TRAINING_CODE = (
     "predict.py",
     "structures.py",
     "evaluation/__init__.py",
+    "evaluation/params.py",
+    "evaluation/instances.py",
+    "evaluation/pairs.py",
+    "evaluation/matching.py",
+    "evaluation/curves.py",
     "evaluation/attribute_ap.py",
-    "evaluation/coco.py",
+    "evaluation/summary.py",
     "evaluation/results.py",
     "evaluation/runs.py",
     "presets",

@@ -12,12 +12,13 @@ Plain COCO results (no entry has ``attribute_ids``, as detectron2's or MMDetecti
 keys; ``iou_f1``, ``iou`` and ``f1`` are then None, ``not_computed`` says why, and the per-category tables
 hold COCO's AP only. A file mixing entries with and without ``attribute_ids`` is refused.
 
-``coco`` is pycocotools' ``COCOeval``'s numbers (:mod:`fashionseg.evaluation.coco`); ``iou_f1``, ``iou`` and
-``f1`` are the three families of the official Fashionpedia evaluator. Both come from one vectorised pass over
-the same IoUs (:mod:`fashionseg.evaluation.attribute_ap`). ``<type>_AP`` in the per-category and
-per-supercategory tables is COCO's AP, the others the families' AP; the IoU+F1 and F1 keys are absent where
-no category carries attributes. A value is None (JSON null) where there is no ground truth to score, as
-pycocotools' -1; with ground truth but no predictions it is 0.0.
+``coco`` is pycocotools' ``COCOeval``'s numbers (tested against :mod:`fashionseg.evaluation.coco`);
+``iou_f1``, ``iou`` and ``f1`` are the three families of the official Fashionpedia evaluator (specified one
+image at a time by :mod:`fashionseg.evaluation.reference`). Both come from one vectorised pass over the same
+IoUs (:mod:`fashionseg.evaluation.attribute_ap`), summarised by :mod:`fashionseg.evaluation.summary`.
+``<type>_AP`` in the per-category and per-supercategory tables is COCO's AP, the others the families' AP; the
+IoU+F1 and F1 keys are absent where no category carries attributes. A value is None (JSON null) where there
+is no ground truth to score, as pycocotools' -1; with ground truth but no predictions it is 0.0.
 
 Which categories carry attributes: Fashionpedia's 18 (:func:`fashionseg.data.ontology.attribute_category_ids`)
 by default. A dataset with other ids declares its own with ``attribute_category_ids=[...]`` (command line:
@@ -37,21 +38,21 @@ from pathlib import Path
 from typing import Any
 
 from fashionseg.data import ontology
-from fashionseg.evaluation.attribute_ap import (
-    FAMILIES,
-    accumulate,
-    attribute_f1_matrix,
-    family_metrics,
-    summary_value,
-    supercategory_has_attributes,
-)
-from fashionseg.evaluation.coco import coco_result
+from fashionseg.evaluation.attribute_ap import accumulate
+from fashionseg.evaluation.pairs import attribute_f1_matrix
 from fashionseg.evaluation.results import (
     carries_attributes,
     check_ground_truth_attributes,
     check_predictions,
     ground_truth_source,
     load_ground_truth,
+)
+from fashionseg.evaluation.summary import (
+    FAMILIES,
+    coco_result,
+    family_metrics,
+    summary_value,
+    supercategory_has_attributes,
 )
 
 # Why Fashionpedia's three families are left out for plain COCO results: FPEval matches the categories with

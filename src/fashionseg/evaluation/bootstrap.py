@@ -8,7 +8,8 @@ Resampling images with replacement is the same as giving each image an integer w
 drawn), and an image's matches do not depend on the other images. So pycocotools' ``COCOeval.evaluate``
 runs once, and each resample only re-accumulates the precision curves with every detection and ground-truth
 instance counted its image's weight times: :func:`weighted_ap` is ``COCOeval.accumulate`` (area ``all``,
-100 detections) with weights, vectorised over the resamples. With all weights 1 it gives pycocotools' AP
+100 detections) with weights, vectorised over the resamples, by the metrics' own accumulate
+(:func:`fashionseg.evaluation.curves.interpolated_precision`). With all weights 1 it gives pycocotools' AP
 float for float.
 """
 
@@ -25,12 +26,15 @@ from pycocotools.cocoeval import COCOeval
 
 from fashionseg.errors import FashionsegError
 from fashionseg.evaluation.coco import coco_from_dict, results_coco
+from fashionseg.evaluation.curves import interpolated_precision
 
 IOU_TYPES = ("bbox", "segm")
 _MAX_DETECTIONS = 100
 # Elements of one [resamples, IoU thresholds, detections or R * K] block: bounds memory for many resamples
 # or detections (a few arrays of this size are alive at once).
 _BLOCK_ELEMENTS = 1 << 21
+# Resampled curves accumulated in one call: enough that numpy's per-call work is spread thin.
+_CURVES_PER_CALL = 1 << 12
 
 
 @dataclass(frozen=True)
@@ -196,7 +200,10 @@ def weighted_ap(evaluated: EvaluatedImages, weights: np.ndarray) -> np.ndarray:
     The mean over the valid entries of precision [T, R, K], in that layout, as ``COCOeval.summarize`` takes
     it: the mean adds the same numbers in the same order, so all-ones weights give pycocotools' float.
     """
-    weights = np.asarray(weights, dtype=np.float64)
+    weights = np.asarray(weights)
+    if weights.size and (np.any(weights < 0) or np.any(weights != np.round(weights))):
+        raise FashionsegError("image weights must be whole numbers >= 0: how often each image is drawn")
+    weights = weights.astype(np.int64)
     aps = np.full(len(weights), np.nan)
     if not evaluated.categories:
         return aps
@@ -207,10 +214,7 @@ def weighted_ap(evaluated: EvaluatedImages, weights: np.ndarray) -> np.ndarray:
     )
     block = max(1, _BLOCK_ELEMENTS // (thresholds * max(1, widest)))
     for start in range(0, len(weights), block):
-        w = weights[start : start + block]
-        precision = np.stack(
-            [_precision(c, w, evaluated.recall_thresholds) for c in evaluated.categories], axis=-1
-        )
+        precision = _precision(evaluated, weights[start : start + block])
         for b, p in enumerate(precision, start=start):
             valid = p[p > -1]
             if valid.size:
@@ -218,29 +222,44 @@ def weighted_ap(evaluated: EvaluatedImages, weights: np.ndarray) -> np.ndarray:
     return aps
 
 
-def _precision(category: CategoryMatches, weights: np.ndarray, recall_thresholds: np.ndarray) -> np.ndarray:
-    """``COCOeval.accumulate``'s precision [B, T, R] for one category, each image counted its weight times.
+def _precision(evaluated: EvaluatedImages, weights: np.ndarray) -> np.ndarray:
+    """``COCOeval.accumulate``'s precision [B, T, R, K], each image counted its weight times.
 
-    -1 in the rows whose weights leave no ground truth, as pycocotools has for a category without any.
+    All categories' resampled curves at once, by the metrics' own accumulate
+    (:func:`fashionseg.evaluation.curves.interpolated_precision`); -1 in the rows whose weights leave a
+    category no ground truth, as pycocotools has for a category without any.
     """
-    npig = weights @ category.gt_counts  # [B]
-    valid = npig > 0
-    w = weights[:, category.image][:, None, :]  # [B, 1, D]
-    tp = np.cumsum(w * category.tps, axis=2)  # [B, T, D]
-    fp = np.cumsum(w * category.fps, axis=2)
-    rc = tp / np.where(valid, npig, 1.0)[:, None, None]
-    pr = tp / (fp + tp + np.spacing(1))
-    # Right-to-left running maximum: the precision envelope pycocotools' loop builds.
-    envelope = np.maximum.accumulate(pr[..., ::-1], axis=2)[..., ::-1]
-    # searchsorted(rc, recThrs, side="left") for every row at once: rc is non-decreasing along D, so the index
-    # for threshold r is the number of detections with fewer than r + 1 thresholds <= their recall.
-    rows, detections = rc.shape[0] * rc.shape[1], rc.shape[2]
-    bins = len(recall_thresholds) + 1
-    reached = np.searchsorted(recall_thresholds, rc, side="right").reshape(rows, detections)
-    counts = np.bincount((np.arange(rows)[:, None] * bins + reached).ravel(), minlength=rows * bins)
-    index = np.cumsum(counts.reshape(rows, bins), axis=1)[:, :-1]  # [rows, R]
-    # An index past the last detection leaves pycocotools' precision 0 there.
-    padded = np.concatenate([envelope.reshape(rows, detections), np.zeros((rows, 1))], axis=1)
-    q = np.take_along_axis(padded, index, axis=1).reshape(rc.shape[0], rc.shape[1], -1)
-    q[~valid] = -1.0
-    return q
+    num_resamples, num_thresholds = len(weights), len(evaluated.categories[0].tps)
+    per_call = max(1, _CURVES_PER_CALL // (num_resamples * num_thresholds))  # categories
+    parts = []
+    for lo in range(0, len(evaluated.categories), per_call):
+        curves, seen, num_gt = [], [], []
+        for k, category in enumerate(evaluated.categories[lo : lo + per_call]):
+            curve, seen_at = _true_positives(category, weights)
+            curves.append(curve + k * num_resamples * num_thresholds)
+            seen.append(seen_at)
+            num_gt.append(np.repeat((weights @ category.gt_counts).astype(np.int64), num_thresholds))
+        curve, seen_at = np.concatenate(curves), np.concatenate(seen)
+        parts.append(
+            interpolated_precision(curve, seen_at, np.concatenate(num_gt), evaluated.recall_thresholds)
+        )
+    precision = np.concatenate(parts).reshape(len(evaluated.categories), num_resamples, num_thresholds, -1)
+    return precision.transpose(1, 2, 3, 0)
+
+
+def _true_positives(category: CategoryMatches, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """One category's true positives on the resampled curves b * T + t, in curve order, and the true and
+    false positives of their curve up to and including each: int [t], [t].
+
+    An image drawn w times holds each of its true positives w times, one after the other. Precision rises
+    along such a run (tp <= tp + fp), so its last copy, the weighted curve's point, is the maximum COCO's
+    interpolation reads from any of them: the precision is the weighted curve's.
+    """
+    num_thresholds = len(category.tps)
+    w = weights[:, category.image]  # [B, D]
+    seen = np.cumsum(w[:, None, :] * (category.tps | category.fps), axis=2)  # [B, T, D]
+    b, t, d = np.nonzero(category.tps & (w[:, None, :] > 0))  # curve after curve, by decreasing score
+    count = w[b, d]
+    copy = np.repeat(np.arange(count.size), count)
+    later = np.repeat(np.cumsum(count), count) - np.arange(copy.size) - 1  # copies after it in its run
+    return (b * num_thresholds + t)[copy], seen[b, t, d][copy] - later
