@@ -24,7 +24,8 @@ from fashionseg.data import ontology
 from fashionseg.evaluation import eval_supercategories, evaluate
 from fashionseg.evaluation.attribute_ap import accumulate
 from fashionseg.evaluation.coco import pycocotools_evaluate
-from fashionseg.evaluation.results import load_ground_truth, load_predictions
+from fashionseg.evaluation.ground_truth import load_ground_truth
+from fashionseg.evaluation.results import load_predictions
 from fashionseg.evaluation.summary import COCO_KEYS, coco_result
 
 ONTOLOGY = ontology.ontology_json()

@@ -14,7 +14,8 @@ from fashionseg.data import ontology
 from fashionseg.errors import FashionsegError
 from fashionseg.evaluation import cli as evaluation_cli
 from fashionseg.evaluation import evaluate, write_metrics
-from fashionseg.evaluation.results import check_predictions, malformed_rle_counts
+from fashionseg.evaluation.fields import malformed_rle_counts
+from fashionseg.evaluation.results import check_predictions
 
 ATTRIBUTE_IDS = [a["id"] for a in ontology.ontology_json()["attributes"]]
 HEIGHT, WIDTH = 60, 80

@@ -17,8 +17,9 @@ from pycocotools import mask as mask_utils
 
 from fashionseg.data import ontology
 from fashionseg.evaluation.attribute_ap import accumulate
+from fashionseg.evaluation.ground_truth import load_ground_truth
 from fashionseg.evaluation.reference import attribute_f1, reference_curves, reference_summary
-from fashionseg.evaluation.results import load_ground_truth, load_predictions
+from fashionseg.evaluation.results import load_predictions
 from fashionseg.evaluation.summary import COCO_KEYS, coco_result, summarize
 
 ONTOLOGY = ontology.ontology_json()

@@ -171,6 +171,8 @@ TRAINING_CODE = (
     "evaluation/curves.py",
     "evaluation/attribute_ap.py",
     "evaluation/summary.py",
+    "evaluation/fields.py",
+    "evaluation/ground_truth.py",
     "evaluation/results.py",
     "evaluation/runs.py",
     "presets",

@@ -39,14 +39,13 @@ from typing import Any
 
 from fashionseg.data import ontology
 from fashionseg.evaluation.attribute_ap import accumulate
-from fashionseg.evaluation.pairs import attribute_f1_matrix
-from fashionseg.evaluation.results import (
-    carries_attributes,
+from fashionseg.evaluation.ground_truth import (
     check_ground_truth_attributes,
-    check_predictions,
     ground_truth_source,
     load_ground_truth,
 )
+from fashionseg.evaluation.pairs import attribute_f1_matrix
+from fashionseg.evaluation.results import carries_attributes, check_predictions
 from fashionseg.evaluation.summary import (
     FAMILIES,
     coco_result,
