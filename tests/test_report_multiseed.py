@@ -123,23 +123,56 @@ def _claims_inputs(fpn_ap: list[float], c4_ap: list[float], dc5_ap: list[float])
     return table, equal_time
 
 
+def _verdicts(table: pd.DataFrame, equal_time: pd.DataFrame) -> dict[str, str]:
+    """claim id -> verdict of the claims the runs check."""
+    ids = {c["text"]: c["id"] for c in multiseed.seed_claims()["claims"]}
+    claims = multiseed.claims_table(table, equal_time, 600.0)
+    return {ids[text]: v for text, v in zip(claims["the seed's claim"], claims["verdict"], strict=True)}
+
+
+def test_the_seeds_claims_are_data_naming_backbones_of_its_table():
+    data = multiseed.seed_claims()
+    table1 = json.loads((Path(multiseed.__file__).parents[1] / "data" / "seed_table1.json").read_text())
+    assert data["subject"] in table1["rows"]
+    ids = [c["id"] for c in data["claims"]]
+    assert len(set(ids)) == len(ids)
+    for claim in data["claims"]:
+        named = {claim.get(k) for k in ("backbone", "higher", "lower")} - {None, "others"}
+        assert named <= set(table1["rows"]), claim["id"]
+        assert claim["test"] in ("fastest", "order", "not run"), claim["id"]
+
+
 def test_the_seeds_claims_are_checked_against_the_runs():
     table, equal_time = _claims_inputs([1.0, 1.1, 1.2], [5.0, 5.1, 5.2], [3.0, 3.1, 3.2])
-    claims = multiseed.claims_table(table, equal_time, 600.0).set_index("the seed's claim")["verdict"]
-    assert claims["FPN is comparatively faster"] == "supported"
-    assert claims["at a small number of iterations FPN is less accurate than C4 and DC5"] == "supported"
-    assert claims["C4 is the most accurate (its Table I: C4 > DC5 > FPN)"] == "supported"
-    assert "at equal time R50-C4 leads" in claims.iloc[-1]
+    verdicts = _verdicts(table, equal_time)
+    assert verdicts["fpn-faster"] == "supported"
+    assert verdicts["fpn-less-accurate-early"] == "supported"
+    assert verdicts["c4-most-accurate"] == "supported"
+    assert verdicts["fpn-catches-up"].endswith("at equal time R50-C4 leads")
     assert multiseed.claims_text(multiseed.claims_table(table, equal_time, 600.0)).startswith(
         "claim 1: supported;"
     )
     alone = multiseed.claims_table(table.loc[["R50-FPN"]], equal_time.loc[["R50-FPN"]], 600.0)
-    assert multiseed.claims_text(alone).startswith("No claim of the seed study is checked here")
+    assert alone.empty
+    assert "R50-FPN" in multiseed.claims_text(alone)
+    # without C4's runs its claim is left out; the others are still checked
+    no_c4 = table.drop(index="R50-C4", level="backbone")
+    assert set(_verdicts(no_c4, equal_time.drop(index="R50-C4", level="backbone"))) == {
+        "fpn-faster",
+        "fpn-less-accurate-early",
+        "fpn-catches-up",
+    }
+    # FPN fastest to train but not at inference: the speed claim holds in part
+    slow = table.copy()
+    slow.loc["R50-FPN", "inference_ms_per_image"] = 1000.0
+    assert _verdicts(slow, equal_time)["fpn-faster"].startswith("partly")
+    slow.loc["R50-FPN", "train_s_per_iter"] = 10.0
+    assert _verdicts(slow, equal_time)["fpn-faster"] == "refuted"
 
     table, equal_time = _claims_inputs([6.0, 6.1, 6.2], [5.0, 5.1, 5.2], [3.0, 3.1, 3.2])
-    claims = multiseed.claims_table(table, equal_time, 600.0).set_index("the seed's claim")["verdict"]
-    assert claims["at a small number of iterations FPN is less accurate than C4 and DC5"] == "refuted"
-    assert claims["C4 is the most accurate (its Table I: C4 > DC5 > FPN)"] == "refuted"
+    verdicts = _verdicts(table, equal_time)
+    assert verdicts["fpn-less-accurate-early"] == "refuted"
+    assert verdicts["c4-most-accurate"] == "refuted"
     answer = multiseed.answer_text(table, multiseed.pairwise_differences(table), equal_time, 600.0)
     assert answer.startswith("At equal iterations the most accurate backbone is R50-FPN: mask AP R50-FPN 6.1")
     assert "Its lead over R50-C4 and R50-DC5 exceeds the seed-to-seed spread." in answer

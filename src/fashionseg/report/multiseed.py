@@ -11,7 +11,9 @@ runs) and image sampling (a bootstrap interval over validation images for each r
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Mapping, Sequence
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -354,73 +356,106 @@ def order_claim_verdict(
     return "supported" if outcomes and all(o == "supports" for o in outcomes) else "not settled"
 
 
+def seed_claims() -> dict[str, Any]:
+    """The seed study's claims about its Table I (``data/seed_claims.json``): ``subject``, the backbone they
+    are about, and ``claims``, each with its ``id``, ``text`` and ``test``, the comparison that decides it:
+
+    - ``fastest``: ``backbone`` has the lowest median of every one of ``metrics`` (each with its ``label``
+      and ``format`` for the evidence);
+    - ``order``: ``metric`` puts each ``higher`` backbone above each ``lower`` one (``others``: the other
+      backbones run), by :func:`order_claim_verdict`; ``evidence`` shows the ``ranking`` or the ``best``;
+    - ``not run``: what would decide it was not run (``why``); ``metric`` at equal training time is shown.
+    """
+    return json.loads(resources.files("fashionseg.data").joinpath("seed_claims.json").read_text())
+
+
 def claims_table(table: pd.DataFrame, equal_time: pd.DataFrame, budget_seconds: float) -> pd.DataFrame:
-    """The seed's Table I discussion, claim by claim, beside what these runs show and a verdict.
+    """The seed's Table I discussion, claim by claim (:func:`seed_claims`), beside what these runs show and a
+    verdict.
 
     Composed from ``table`` (:func:`seed_metrics`) and the equal-time values (:func:`at_time`), so it stays
-    true when the data change. Accuracy verdicts follow :func:`order_claim_verdict` (``supported``,
-    ``refuted``, ``not settled``); speed is measured once per run, so its verdict is the order of the means.
+    true when the data change. Claims are checked when the subject backbone and another one ran, each one
+    when the backbones it names ran. Accuracy verdicts follow :func:`order_claim_verdict` (``supported``,
+    ``refuted``, ``not settled``); speed is measured once per run, so its verdict is the order of the medians.
     """
-    acc = spread(table, "mask_AP")
-    train = spread(table, "train_s_per_iter")
-    infer = spread(table, "inference_ms_per_image")
-    timed = spread(equal_time, "segm_AP")
-    fpn = "R50-FPN"
-    if fpn not in acc.index or len(acc) < 2:
+    claims = seed_claims()
+    backbones = list(seeds_per_backbone(table).index)
+    if claims["subject"] not in backbones or len(backbones) < 2:
         return pd.DataFrame(columns=["the seed's claim", "what these runs show", "verdict"])
-    others = [a for a in acc.index if a != fpn]
-    fastest = {train["median"].idxmin(), infer["median"].idxmin()}
-    rows = [
-        {
-            "the seed's claim": "FPN is comparatively faster",
-            "what these runs show": "training s/iteration "
-            + ", ".join(f"{a} {train.loc[a, 'median']:.2f}" for a in train.index)
-            + "; inference ms/image "
-            + ", ".join(f"{a} {infer.loc[a, 'median']:.0f}" for a in infer.index)
-            + " (medians over seeds)",
-            "verdict": "supported"
-            if fastest == {fpn}
-            else "partly (fastest at one of the two)"
-            if fpn in fastest
-            else "refuted",
-        },
-        {
-            "the seed's claim": "at a small number of iterations FPN is less accurate than C4 and DC5",
-            "what these runs show": "mask AP at equal iterations, mean over seeds: "
-            + ", ".join(f"{a} {acc.loc[a, 'mean']:.1f}" for a in _ranked(acc)),
-            "verdict": order_claim_verdict(table, [(o, fpn) for o in others]),
-        },
-    ]
-    if "R50-C4" in acc.index:
-        best = _ranked(acc)[0]
-        rows.append(
-            {
-                "the seed's claim": "C4 is the most accurate (its Table I: C4 > DC5 > FPN)",
-                "what these runs show": f"the highest mean mask AP is {best}'s ({acc.loc[best, 'mean']:.1f})",
-                "verdict": order_claim_verdict(table, [("R50-C4", o) for o in acc.index if o != "R50-C4"]),
-            }
-        )
-    timed_best = _ranked(timed)[0]
-    rows.append(
-        {
-            "the seed's claim": "with longer training FPN would catch up with the others, so FPN suits "
-            "industrial use",
-            "what these runs show": f"at equal training time ({budget_seconds / 60:.1f} min, when the "
-            "fastest backbone's run ends): "
-            + ", ".join(f"{a} {timed.loc[a, 'mean']:.1f}" for a in _ranked(timed))
-            + " mask AP",
-            "verdict": f"not tested (no longer schedule was run); at equal time {timed_best} leads",
-        }
-    )
+    rows = []
+    for claim in claims["claims"]:
+        named = {claim.get(k) for k in ("backbone", "higher", "lower")} - {None, "others"}
+        if not named <= set(backbones):
+            continue
+        shown, verdict = _CLAIM_TESTS[claim["test"]](claim, table, equal_time, budget_seconds)
+        rows.append({"the seed's claim": claim["text"], "what these runs show": shown, "verdict": verdict})
     out = pd.DataFrame(rows)
     out.index = pd.RangeIndex(1, len(out) + 1, name="claim")
     return out
 
 
+def _fastest_claim(claim: Mapping[str, Any], table: pd.DataFrame, *_: Any) -> tuple[str, str]:
+    stats = [(m, spread(table, m["metric"])) for m in claim["metrics"]]
+    shown = (
+        "; ".join(
+            f"{m['label']} " + ", ".join(f"{a} {s.loc[a, 'median']:{m['format']}}" for a in s.index)
+            for m, s in stats
+        )
+        + " (medians over seeds)"
+    )
+    fastest_at = sum(s["median"].idxmin() == claim["backbone"] for _, s in stats)
+    if fastest_at == len(stats):
+        return shown, "supported"
+    if fastest_at:
+        return shown, f"partly (fastest at {_count_word(fastest_at)} of the {_count_word(len(stats))})"
+    return shown, "refuted"
+
+
+def _count_word(n: int) -> str:
+    return {1: "one", 2: "two", 3: "three", 4: "four"}.get(n, str(n))
+
+
+def _order_claim(claim: Mapping[str, Any], table: pd.DataFrame, *_: Any) -> tuple[str, str]:
+    acc = spread(table, claim["metric"])
+    named = {claim["higher"], claim["lower"]} - {"others"}
+    others = [a for a in acc.index if a not in named]
+    higher = others if claim["higher"] == "others" else [claim["higher"]]
+    lower = others if claim["lower"] == "others" else [claim["lower"]]
+    verdict = order_claim_verdict(table, [(h, lo) for h in higher for lo in lower], claim["metric"])
+    ranked = _ranked(acc)
+    if claim["evidence"] == "best":
+        best = ranked[0]
+        return f"the highest mean {claim['label']} is {best}'s ({acc.loc[best, 'mean']:.1f})", verdict
+    shown = f"{claim['label']} at equal iterations, mean over seeds: " + ", ".join(
+        f"{a} {acc.loc[a, 'mean']:.1f}" for a in ranked
+    )
+    return shown, verdict
+
+
+def _not_run_claim(
+    claim: Mapping[str, Any], table: pd.DataFrame, equal_time: pd.DataFrame, budget_seconds: float
+) -> tuple[str, str]:
+    timed = spread(equal_time, claim["metric"])
+    ranked = _ranked(timed)
+    shown = (
+        f"at equal training time ({budget_seconds / 60:.1f} min, when the fastest backbone's run ends): "
+        + ", ".join(f"{a} {timed.loc[a, 'mean']:.1f}" for a in ranked)
+        + f" {claim['label']}"
+    )
+    return shown, f"not tested ({claim['why']}); at equal time {ranked[0]} leads"
+
+
+# how each kind of claim is decided and shown: the ``test`` field of seed_claims.json
+_CLAIM_TESTS = {"fastest": _fastest_claim, "order": _order_claim, "not run": _not_run_claim}
+
+
 def claims_text(claims: pd.DataFrame) -> str:
     """The verdicts of :func:`claims_table` in one line, or why no claim was checked."""
     if claims.empty:
-        return "No claim of the seed study is checked here: that needs R50-FPN's runs and another backbone's."
+        return (
+            f"No claim of the seed study is checked here: that needs {seed_claims()['subject']}'s runs and "
+            "another backbone's."
+        )
     return "; ".join(f"claim {i}: {v}" for i, v in claims["verdict"].items()) + "."
 
 
