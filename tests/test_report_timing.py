@@ -9,31 +9,46 @@ import pandas as pd
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from support import run_folder
 
+from fashionseg.config import load_config
 from fashionseg.evaluation.runs import WARMUP_BATCHES
 from fashionseg.report import timing
 
 
+def _demo_count(arch: str, key: str) -> int:
+    """The demo preset's value of a dotted ``model.*`` count for ``arch``."""
+    return int(getattr(load_config("demo", {"model.arch": arch}).model, key.split(".")[1]))
+
+
 def test_speed_conditions_and_note_state_counts_batches_warmup_and_threads(tmp_path):
-    for arch in ("R50-FPN", "R50-C4", "R50-DC5"):
+    archs = ["R50-FPN", "R50-C4", "R50-DC5"]
+    for arch in archs:
         run_folder(tmp_path, arch)
-    conditions = timing.speed_conditions(tmp_path, ["R50-FPN", "R50-C4", "R50-DC5"])
-    assert conditions.loc["R50-FPN", "test proposals (detectron2: 1000)"] == 100
-    assert conditions.loc["R50-C4", "test proposals (detectron2: 1000)"] == 50
-    assert conditions.loc["R50-DC5", "training RoIs/image (detectron2: 512)"] == 16
-    assert conditions["detections/image (detectron2: 100)"].tolist() == [50, 50, 50]
+    conditions = timing.speed_conditions(tmp_path, archs)
+    d2 = timing.detectron2_counts()
+    # one column per lowered count, its header naming detectron2's value, its cells the demo's per backbone
+    for key, label in timing.SPEED_COUNT_LABELS.items():
+        column = f"{label} (detectron2: {d2[key]})"
+        assert conditions[column].tolist() == [_demo_count(arch, key) for arch in archs], key
     # what evaluate_run recorded: its batch, and every batch timed (no warm-up)
     assert conditions["inference batch"].tolist() == [4, 4, 4]
     assert conditions["warm-up batches"].tolist() == [WARMUP_BATCHES] * 3 == [0, 0, 0]
     assert conditions["threads"].tolist() == [2, 2, 2]
     note = timing.speed_note(conditions)
-    assert (
-        "in batches of 4, with no warm-up (the first batch is timed too), on cpu with 2 CPU threads" in note
-    )
-    assert "keeps 100 (R50-FPN) and 50 (R50-C4, R50-DC5) test proposals per image (detectron2: 1000)" in note
-    assert "samples 32 (R50-FPN) and 16 (R50-C4, R50-DC5) RoIs per training image (detectron2: 512)" in note
-    assert "keeps at most 50 detections per image (detectron2: 100)" in note
-    assert "not at equal counts" in note and "benchmarks/inference_speed.py" in note
+    assert "in batches of 4, with no warm-up" in note and "with 2 CPU threads" in note
+    for column in conditions.columns[: len(timing.SPEED_COUNT_LABELS)]:
+        assert timing.count_text(conditions, column) in note
+    # the caveat is there exactly when the backbones' proposal counts differ
+    proposals = [_demo_count(arch, "model.rpn_post_nms_top_n_test") for arch in archs]
+    assert ("not at equal counts" in note) == (len(set(proposals)) > 1)
+    assert "benchmarks/inference_speed.py" in note
     assert "`" not in note  # pasted as plain text (glue:text): no Markdown
+
+
+def test_count_text_names_each_value_with_its_backbones():
+    same = pd.DataFrame({"n": [50, 50]}, index=["A", "B"])
+    assert timing.count_text(same, "n") == "50"
+    mixed = pd.DataFrame({"n": [100, 50, 50]}, index=["A", "B", "C"])
+    assert timing.count_text(mixed, "n") == "100 (A) and 50 (B, C)"
 
 
 def test_speed_conditions_read_what_evaluate_run_records(tmp_path):
