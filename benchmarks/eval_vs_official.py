@@ -45,6 +45,7 @@ from pycocotools import mask as mask_utils
 from fashionseg.data import ontology
 from fashionseg.evaluation import evaluate
 from fashionseg.evaluation.summary import COCO_KEYS, FAMILIES
+from fashionseg.evaluation.synthetic import jittered_box
 
 TOLERANCE = 0.0  # every number is the official tool's float, not just close to it
 GOAL = 50.0  # speed-up over the official FPEval on every timed workload
@@ -166,7 +167,7 @@ def make_dataset(
             if image_gts and rng.random() < workload.cluster_rate:  # an overlapping same-category instance
                 near = image_gts[rng.integers(len(image_gts))]
                 category = near["category_id"]
-                box = _jitter(near["box"], rng, 0.35, width, height)
+                box = jittered_box(near["box"], rng, 0.35, width, height)
             else:
                 category = int(rng.integers(46))
                 box = _random_box(rng, width, height)
@@ -215,7 +216,7 @@ def make_dataset(
                 image_dts.append(
                     (
                         category,
-                        _jitter(ann["box"], rng, rng.choice([0.03, 0.1, 0.3]), width, height),
+                        jittered_box(ann["box"], rng, rng.choice([0.03, 0.1, 0.3]), width, height),
                         sorted(set(keep) | {int(a) for a in extra}),
                     )
                 )
@@ -224,7 +225,7 @@ def make_dataset(
         while len(image_dts) < target:
             category = int(rng.integers(46))
             if workload.near_rate and image_gts and rng.random() < workload.near_rate:
-                box = _jitter(image_gts[rng.integers(len(image_gts))]["box"], rng, 0.5, width, height)
+                box = jittered_box(image_gts[rng.integers(len(image_gts))]["box"], rng, 0.5, width, height)
             else:
                 box = _random_box(rng, width, height)
             atts = sorted(int(a) for a in rng.choice(attribute_ids, size=rng.integers(0, 5), replace=False))
@@ -261,17 +262,6 @@ def _random_box(rng: np.random.Generator, width: int, height: int) -> list[float
     w, h = side * rng.uniform(0.5, 1.5), side * rng.uniform(0.5, 1.5)
     w, h = min(w, width - 1.0), min(h, height - 1.0)
     return [float(rng.uniform(0, width - w)), float(rng.uniform(0, height - h)), float(w), float(h)]
-
-
-def _jitter(
-    box: list[float], rng: np.random.Generator, amount: float, width: int, height: int
-) -> list[float]:
-    x, y, w, h = box
-    w2 = float(np.clip(w * (1 + rng.normal(0, amount)), 2, width - 1))
-    h2 = float(np.clip(h * (1 + rng.normal(0, amount)), 2, height - 1))
-    x2 = float(np.clip(x + rng.normal(0, amount) * w, 0, width - w2))
-    y2 = float(np.clip(y + rng.normal(0, amount) * h, 0, height - h2))
-    return [x2, y2, w2, h2]
 
 
 def _shape_runs(box: list[float], rng: np.random.Generator, width: int, height: int) -> list[int]:

@@ -5,8 +5,12 @@ from __future__ import annotations
 import json
 import shutil
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
+
+import numpy as np
+from pycocotools import mask as mask_utils
 
 from fashionseg.config import load_config, save_config
 from fashionseg.evaluation.runs import speed_entry
@@ -87,3 +91,27 @@ def tiny_overrides(root: Path, out: Path, **extra) -> dict:
     }
     values.update(extra)
     return values
+
+
+def gt_annotation(
+    ann_id: int,
+    image_id: int,
+    category: int,
+    mask: np.ndarray,
+    segmentation: Any,
+    crowd: bool,
+    rng: np.random.Generator,
+    pool: Sequence[int],
+) -> dict[str, Any]:
+    """A ground-truth annotation of the random evaluation datasets: ``mask`` (uint8 [H, W]) gives its box and
+    area, ``segmentation`` is stored as given, and 0 to 3 attribute ids are drawn from ``pool``."""
+    return {
+        "id": ann_id,
+        "image_id": image_id,
+        "category_id": category,
+        "bbox": [float(v) for v in mask_utils.toBbox(mask_utils.encode(np.asfortranarray(mask)))],
+        "area": float(mask.sum()),
+        "segmentation": segmentation,
+        "iscrowd": int(crowd),
+        "attribute_ids": sorted(int(a) for a in rng.choice(pool, int(rng.integers(0, 4)), False)),
+    }

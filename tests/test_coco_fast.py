@@ -19,6 +19,7 @@ import pytest
 from pycocotools import mask as mask_utils
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
+from support import gt_annotation
 
 from fashionseg.data import ontology
 from fashionseg.evaluation import eval_supercategories, evaluate
@@ -27,6 +28,7 @@ from fashionseg.evaluation.coco import pycocotools_evaluate
 from fashionseg.evaluation.ground_truth import load_ground_truth
 from fashionseg.evaluation.results import load_predictions
 from fashionseg.evaluation.summary import COCO_KEYS, coco_result
+from fashionseg.evaluation.synthetic import jittered_box
 
 ONTOLOGY = ontology.ontology_json()
 ATTRIBUTE_IDS = [a["id"] for a in ONTOLOGY["attributes"]]
@@ -50,15 +52,6 @@ def _box(rng: np.random.Generator, height: int, width: int) -> list[float]:
     return [float(rng.uniform(0, width - w)), float(rng.uniform(0, height - h)), w, h]
 
 
-def _near(rng: np.random.Generator, box: list[float], height: int, width: int, amount: float) -> list[float]:
-    x, y, w, h = box
-    w2 = float(np.clip(w * (1 + rng.normal(0, amount)), 2, width - 1))
-    h2 = float(np.clip(h * (1 + rng.normal(0, amount)), 2, height - 1))
-    x2 = float(np.clip(x + rng.normal(0, amount) * w, 0, width - w2))
-    y2 = float(np.clip(y + rng.normal(0, amount) * h, 0, height - h2))
-    return [x2, y2, w2, h2]
-
-
 def _rle(mask: np.ndarray) -> dict[str, Any]:
     encoded = mask_utils.encode(np.asfortranarray(mask))
     return {"size": list(mask.shape), "counts": encoded["counts"].decode()}
@@ -74,7 +67,7 @@ def random_dataset(seed: int, num_images: int = 14) -> tuple[dict[str, Any], lis
         gts = []
         for _ in range(0 if image_id % 5 == 0 else int(rng.integers(1, 8))):  # some images: no ground truth
             if gts and rng.random() < 0.5:  # overlapping instances of one category
-                category, box = gts[-1]["category_id"], _near(rng, gts[-1]["bbox"], height, width, 0.3)
+                category, box = gts[-1]["category_id"], jittered_box(gts[-1]["bbox"], rng, 0.3, width, height)
             else:
                 category, box = int(rng.choice(GT_CATEGORIES)), _box(rng, height, width)
             mask = _mask(rng, box, height, width)
@@ -88,16 +81,8 @@ def random_dataset(seed: int, num_images: int = 14) -> tuple[dict[str, Any], lis
                 x, y, w, h = box
                 segmentation = [[x, y, x + w, y, x + w, y + h, x, y + h]]
             pool = ATTRIBUTE_IDS[: 10 + 3 * category]
-            ann = {
-                "id": len(annotations),  # the first is id 0: pycocotools reads its matches as "unmatched"
-                "image_id": image_id,
-                "category_id": category,
-                "bbox": [float(v) for v in mask_utils.toBbox(mask_utils.encode(np.asfortranarray(mask)))],
-                "area": float(mask.sum()),
-                "segmentation": segmentation,
-                "iscrowd": int(crowd),
-                "attribute_ids": sorted(int(a) for a in rng.choice(pool, int(rng.integers(0, 4)), False)),
-            }
+            # the first id is 0, which pycocotools reads as "unmatched"
+            ann = gt_annotation(len(annotations), image_id, category, mask, segmentation, crowd, rng, pool)
             gts.append(ann)
             annotations.append(ann)
         if image_id % 7 == 3:  # an image without detections
@@ -107,7 +92,7 @@ def random_dataset(seed: int, num_images: int = 14) -> tuple[dict[str, Any], lis
             for _ in range(int(rng.choice([0, 1, 1, 2, 3]))):
                 category = ann["category_id"] if rng.random() < 0.85 else int(rng.integers(46))
                 boxes.append(
-                    (category, _near(rng, ann["bbox"], height, width, float(rng.choice([0.05, 0.3]))))
+                    (category, jittered_box(ann["bbox"], rng, float(rng.choice([0.05, 0.3])), width, height))
                 )
         boxes += [(int(rng.integers(46)), _box(rng, height, width)) for _ in range(int(rng.integers(0, 6)))]
         if image_id == 2:  # over 100 detections of one image and category: only the best 100 count

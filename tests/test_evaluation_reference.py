@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 import pytest
 from pycocotools import mask as mask_utils
+from support import gt_annotation
 
 from fashionseg.data import ontology
 from fashionseg.evaluation.attribute_ap import accumulate
@@ -82,16 +83,8 @@ def dataset(
             elif not crowd and rng.random() < 0.3:
                 x, y, w, h = box
                 segmentation = [[x, y, x + w, y, x + w, y + h, x, y + h]]
-            ann = {
-                "id": len(annotations),  # the first is id 0, which pycocotools reads as "unmatched"
-                "image_id": image_id,
-                "category_id": category,
-                "bbox": [float(v) for v in mask_utils.toBbox(mask_utils.encode(np.asfortranarray(mask)))],
-                "area": float(mask.sum()),
-                "segmentation": segmentation,
-                "iscrowd": int(crowd),
-                "attribute_ids": sorted(int(a) for a in rng.choice(pool, int(rng.integers(0, 4)), False)),
-            }
+            # the first id is 0, which pycocotools reads as "unmatched"
+            ann = gt_annotation(len(annotations), image_id, category, mask, segmentation, crowd, rng, pool)
             gts.append(ann)
             annotations.append(ann)
         if image_id == 5:  # an image without detections

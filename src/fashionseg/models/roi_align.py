@@ -221,31 +221,17 @@ class _SparseRoIAlign(torch.autograd.Function):
         return grad_input, None, None, None, None, None
 
 
-def _weight_matrix(
-    rois: Tensor,
-    feature_shape: tuple[int, int, int, int],
-    output_size: tuple[int, int],
-    spatial_scale: float,
-    sampling_ratio: int,
-    aligned: bool,
-) -> Tensor:
-    """:func:`bilinear_weights` as a sparse CSR tensor (valid by construction, so unchecked)."""
-    crow, cols, values, shape = bilinear_weights(
-        rois, feature_shape, output_size, spatial_scale, sampling_ratio, aligned
-    )
+def _weight_matrix(rois: Tensor, *args: Any) -> Tensor:
+    """:func:`bilinear_weights` of ``rois`` and ``args`` (its other arguments, as ``ctx.args`` keeps them)
+    as a sparse CSR tensor (valid by construction, so unchecked)."""
+    crow, cols, values, shape = bilinear_weights(rois, *args)
     return torch.sparse_csr_tensor(crow, cols, values, shape, check_invariants=False)
 
 
-def _roi_align_matmul(
-    input: Tensor,
-    rois: Tensor,
-    output_size: tuple[int, int],
-    spatial_scale: float,
-    sampling_ratio: int,
-    aligned: bool,
-) -> Tensor:
-    """[K, C, Sh, Sw] from the sparse bilinear-weight matrix (boxes get no gradient, as in torchvision)."""
-    return _SparseRoIAlign.apply(input, rois.detach(), output_size, spatial_scale, sampling_ratio, aligned)
+def _roi_align_matmul(input: Tensor, rois: Tensor, *args: Any) -> Tensor:
+    """[K, C, Sh, Sw] from the sparse bilinear-weight matrix (boxes get no gradient, as in torchvision);
+    ``args``: output_size, spatial_scale, sampling_ratio, aligned (as :meth:`_SparseRoIAlign.forward`)."""
+    return _SparseRoIAlign.apply(input, rois.detach(), *args)
 
 
 def uses_matmul(input: Tensor) -> bool:
