@@ -3,6 +3,7 @@ rankings in words, ties as ties."""
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 from IPython.core.formatters import format_display_data
 from PIL import Image
@@ -41,3 +42,21 @@ def test_save_figure_writes_the_file_it_returns(tmp_path):
         shown = render.save_figure(fig, tmp_path / "sub" / name)
         assert shown.data == (tmp_path / "sub" / name).read_bytes()
         assert mime in format_display_data(shown)[0]  # what glue stores
+
+
+def test_number_gives_plain_floats_and_nan_for_missing():
+    value = render.number(np.float64(3.1))
+    assert type(value) is float and value == 3.1
+    assert np.isnan(render.number(None))
+    assert render.number(2) == 2.0
+
+
+def test_label_reads_metric_keys_as_the_seeds_headers():
+    assert render.label("mask_AP50") == "mask AP50"
+    assert render.label("box_AP") == "box AP"
+
+
+def test_values_text_lists_distinct_values_in_order():
+    assert render.values_text([300, 300, 300]) == "300"
+    assert render.values_text([300, 1000, 300]) == "300 and 1000"
+    assert render.values_text([]) == ""

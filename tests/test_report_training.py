@@ -69,3 +69,36 @@ def test_frequencies_and_losses():
     log = pd.DataFrame({"iteration": [1, 2], "loss": [2.0, 1.0], "loss_mask": [1.0, 0.5], "lr": [0.1, 0.1]})
     fig = training.plot_losses(log, "t")
     assert [line.get_label() for line in fig.axes[0].get_lines()] == ["loss", "loss_mask"]
+
+
+def test_metrics_table_has_box_and_mask_rows_with_coco_and_fashionpedia_ap():
+    family = {"AP": 12.346, "AP50": 20.0, "AP75": 10.0, "APs": None, "APm": 5.0, "APl": 7.0}
+    metrics = {
+        "bbox": {"coco": family, "iou_f1": {"AP": 3.0}, "f1": {"AP": 4.0}},
+        "segm": {"coco": {**family, "AP": 9.0}, "iou_f1": {"AP": None}, "f1": {"AP": 1.0}},
+    }
+    table = training.metrics_table(metrics)
+    assert list(table.index) == list(training.IOU_TYPES.values())
+    assert table.loc["box", "AP"] == 12.35  # rounded to 2 decimals
+    assert table.loc["mask", "AP"] == 9.0
+    assert np.isnan(table.loc["box", "APs"])  # None in metrics.json: no ground truth of that size
+    assert np.isnan(table.loc["mask", "AP (IoU+F1)"])
+    assert table.loc["box", "AP (F1)"] == 4.0
+
+
+def test_metric_families_note_lists_every_family_once():
+    note = training.metric_families_note()
+    lines = note.splitlines()
+    assert len(lines) == len(training.METRIC_FAMILY_NOTES)
+    for line, name in zip(lines, training.METRIC_FAMILY_NOTES, strict=True):
+        assert line.startswith(f"- **{name}**: ")
+
+
+def test_config_table_holds_every_dotted_key_of_the_config():
+    from fashionseg.config import flatten, load_config, to_dict
+
+    cfg = load_config("demo")
+    table = training.config_table(cfg)
+    assert table.index.name == "key"
+    assert list(table.index) == [key for key, _ in flatten(to_dict(cfg))]
+    assert table.loc["solver.max_iter", "value"] == str(cfg.solver.max_iter)
