@@ -76,28 +76,41 @@ def _point(point: pd.Series) -> str:
     return f"iteration {int(point['iteration'])}, {point['train_seconds'] / 60:.1f} min"
 
 
+def _last_common_iteration(scratch: pd.DataFrame, trunk: pd.DataFrame) -> tuple[pd.Series, pd.Series] | None:
+    """The points of ``scratch`` and ``trunk`` at the largest iteration both curves were evaluated at (None
+    if they share none): an equal-iterations comparison never pairs two different iterations."""
+    common = set(scratch["iteration"].astype(int)) & set(trunk["iteration"].astype(int))
+    if not common:
+        return None
+    at = max(common)
+    return scratch[scratch["iteration"] == at].iloc[-1], trunk[trunk["iteration"] == at].iloc[-1]
+
+
 def scratch_against_trunk(scratch: pd.DataFrame, trunk: pd.DataFrame) -> pd.DataFrame:
-    """R50-FPN box and mask AP from the trunk and from scratch, at the fine-tune's last iteration (equal
-    iterations) and at the fine-tune's training seconds (equal time, the pretraining not counted: it is
-    paid once for all designs and runs). Each row says which points of the two curves it compares."""
+    """R50-FPN box and mask AP from the trunk and from scratch, at the largest iteration both curves reached
+    (equal iterations; a shorter run is not set against the other's last point) and at the fine-tune's
+    training seconds (equal time, the pretraining not counted: it is paid once for all designs and runs).
+    Each row says which points of the two curves it compares."""
     if scratch.empty or trunk.empty:
         return pd.DataFrame()
     last = trunk.iloc[-1]
-    rows = []
-    for label, column in (("equal iterations", "iteration"), ("equal training time", "train_seconds")):
-        other = _at_or_before(scratch, column, float(last[column]) * 1.02)  # 2%: timing noise
-        if other is None:
-            continue
-        rows.append(
-            {
-                "comparison": label,
-                "from the trunk": f"{last['bbox_AP']:.1f} / {last['segm_AP']:.1f}",
-                "from scratch": f"{other['bbox_AP']:.1f} / {other['segm_AP']:.1f}",
-                "trunk point": _point(last),
-                "scratch point": _point(other),
-                "mask AP gain": float(last["segm_AP"] - other["segm_AP"]),
-            }
-        )
+    pairs: list[tuple[str, pd.Series, pd.Series]] = []
+    if (common := _last_common_iteration(scratch, trunk)) is not None:
+        pairs.append(("equal iterations", common[1], common[0]))
+    other = _at_or_before(scratch, "train_seconds", float(last["train_seconds"]) * 1.02)  # 2%: timing noise
+    if other is not None:
+        pairs.append(("equal training time", last, other))
+    rows = [
+        {
+            "comparison": label,
+            "from the trunk": f"{ours['bbox_AP']:.1f} / {ours['segm_AP']:.1f}",
+            "from scratch": f"{other['bbox_AP']:.1f} / {other['segm_AP']:.1f}",
+            "trunk point": _point(ours),
+            "scratch point": _point(other),
+            "mask AP gain": float(ours["segm_AP"] - other["segm_AP"]),
+        }
+        for label, ours, other in pairs
+    ]
     return pd.DataFrame(rows).set_index("comparison") if rows else pd.DataFrame()
 
 
