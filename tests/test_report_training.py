@@ -4,13 +4,16 @@ learning curve's reading."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
+from fashionseg.config import load_config, save_config
 from fashionseg.data import statistics
 from fashionseg.report import compare, training
+from fashionseg.rundir import RunDir
 
 
 def test_attribute_loss_note_calls_a_flat_loss_flat():
@@ -102,3 +105,59 @@ def test_config_table_holds_every_dotted_key_of_the_config():
     assert table.index.name == "key"
     assert list(table.index) == [key for key, _ in flatten(to_dict(cfg))]
     assert table.loc["solver.max_iter", "value"] == str(cfg.solver.max_iter)
+
+
+def _run(path: Path, values: dict, env: dict | None = None) -> Path:
+    """A run folder holding a hand-made ``config.yaml`` (the demo preset with ``values``) and ``env.json``."""
+    path.mkdir(parents=True)
+    save_config(load_config("demo", values), RunDir(path).config_file)
+    if env is not None:
+        RunDir(path).env_file.write_text(json.dumps(env))
+    return path
+
+
+def test_describe_run_says_data_schedule_size_weights_and_device_from_the_run_folder(tmp_path):
+    values = {"data.synthetic": True, "data.root": "data/x", "solver.max_iter": 120, "data.min_size": 96}
+    scratch = _run(tmp_path / "scratch", {**values, "model.weights": "none"}, env={"device": "cuda:0"})
+    cfg = RunDir(scratch).config()
+    assert training.describe_run(scratch) == (
+        f"synthetic data (data/x), 120 iterations at batch {cfg.solver.ims_per_batch}, shortest edge 96 px, "
+        "from scratch, on cuda:0"
+    )
+    # no env.json: the config's device; the trunk and other weights named as such
+    trunk = _run(tmp_path / "trunk", {**values, "model.weights": "trunk", "device": "cpu"})
+    assert training.describe_run(trunk).endswith(", fine-tuned from the pretrained trunk, on cpu")
+    real = {**values, "data.synthetic": False, "model.weights": "imagenet", "model.norm": "frozen_bn"}
+    text = training.describe_run(_run(tmp_path / "real", real))
+    assert text.startswith("Fashionpedia-format data (data/x), ") and ", from imagenet weights, on " in text
+
+
+def test_read_learning_curve_reads_the_runs_curve_or_gives_an_empty_table(tmp_path):
+    empty = training.read_learning_curve(tmp_path)
+    assert empty.empty and list(empty.columns) == ["iteration", "train_seconds", "bbox_AP", "segm_AP"]
+    points = [
+        {"iteration": 100, "train_seconds": 30.0, "bbox_AP": 1.0, "segm_AP": 0.5},
+        {"iteration": 200, "train_seconds": 61.5, "bbox_AP": 3.0, "segm_AP": 2.5, "segm_AP50": 9.0},
+    ]
+    RunDir(tmp_path).curve_file.write_text("".join(json.dumps(p) + "\n" for p in points))
+    curve = training.read_learning_curve(tmp_path)
+    assert curve["iteration"].tolist() == [100, 200] and curve["segm_AP"].tolist() == [0.5, 2.5]
+    assert curve["segm_AP50"].isna().tolist() == [True, False]  # a column only some points have
+
+
+def test_plot_learning_curves_draws_each_run_against_iterations_and_minutes():
+    a = pd.DataFrame({"iteration": [100, 200], "train_seconds": [60.0, 120.0]})
+    a = a.assign(bbox_AP=[2.0, 4.0], segm_AP=[1.0, 3.0])
+    b = a.assign(train_seconds=[30.0, 90.0], segm_AP=[5.0, 6.0])
+    none = pd.DataFrame(columns=a.columns)
+    fig = training.plot_learning_curves({"A": a, "empty": none, "B": b}, "title")
+    by_iteration, by_time = fig.axes
+    assert [line.get_label() for line in by_iteration.get_lines()] == ["A mask", "A box", "B mask", "B box"]
+    a_mask, a_box, b_mask, _ = by_iteration.get_lines()
+    assert list(a_mask.get_xdata()) == [100, 200] and list(a_mask.get_ydata()) == [1.0, 3.0]
+    assert list(a_box.get_ydata()) == [2.0, 4.0] and a_box.get_linestyle() == "--"
+    assert list(b_mask.get_ydata()) == [5.0, 6.0] and a_mask.get_color() != b_mask.get_color()
+    # the same curves against training minutes
+    assert [list(line.get_xdata()) for line in by_time.get_lines()] == [[1.0, 2.0]] * 2 + [[0.5, 1.5]] * 2
+    assert (by_iteration.get_title(), by_iteration.get_xlabel()) == ("title", "iteration")
+    assert by_time.get_xlabel().startswith("training time (minutes")
