@@ -60,3 +60,27 @@ def test_values_text_lists_distinct_values_in_order():
     assert render.values_text([300, 300, 300]) == "300"
     assert render.values_text([300, 1000, 300]) == "300 and 1000"
     assert render.values_text([]) == ""
+
+
+def test_plot_frequencies_draws_one_bar_per_row_coloured_by_its_group():
+    table = pd.DataFrame(
+        {
+            "category": ["dress", "hat", "shoe"],
+            "supercategory": ["body", "head", "body"],
+            "instances": [30, 5, 12],
+        }
+    )
+    fig = render.plot_frequencies(table, "category", "supercategory", "categories")
+    (ax,) = fig.axes
+    bars = [bar for container in ax.containers for bar in container]  # one container per group
+    assert len(ax.containers) == 2 and len(bars) == len(table)
+    rows = [label.get_text() for label in ax.get_yticklabels()]
+    assert rows == ["dress", "hat", "shoe"]
+    width = {rows[round(bar.get_y() + bar.get_height() / 2)]: bar.get_width() for bar in bars}
+    assert width == {"dress": 30, "hat": 5, "shoe": 12}
+    colour = {rows[round(bar.get_y() + bar.get_height() / 2)]: bar.get_facecolor() for bar in bars}
+    assert colour["dress"] == colour["shoe"] != colour["hat"]
+    legend = ax.get_legend()
+    assert legend.get_title().get_text() == "supercategory"
+    assert [t.get_text() for t in legend.get_texts()] == ["body", "head"]
+    assert (ax.get_title(), ax.get_ylabel(), ax.get_xlabel()) == ("categories", "", "instances")
