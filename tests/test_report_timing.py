@@ -147,3 +147,18 @@ def test_speed_accuracy_labels_never_overlap():
         for b in boxes[i + 1 :]:
             assert not a.overlaps(b)
     assert "R50-C4 = R50-DC5 (4.4) > R50-FPN (3.1)" in fig.texts[0].get_text()
+
+
+def test_counts_caveat_names_the_proposal_counts_and_whether_they_differ():
+    d2 = timing.detectron2_counts()["model.rpn_post_nms_top_n_test"]
+    column = f"test proposals (detectron2: {d2})"
+    equal = pd.DataFrame({column: [50, 50], "training batch": [2, 4]}, index=["A", "B"])
+    assert timing.counts_caveat(equal) == (
+        f" These timings are at the demo's test proposal counts, 50, not detectron2's {d2}."
+    )
+    # the first column is the proposal count, whatever the later columns hold
+    unequal = pd.DataFrame({column: [100, 50, 50], "training batch": [2, 2, 2]}, index=["A", "B", "C"])
+    caveat = timing.counts_caveat(unequal)
+    assert f"counts, {timing.count_text(unequal, column)}, not detectron2's {d2}" in caveat
+    assert caveat.endswith(", and not equal across the backbones.")
+    assert "not equal" not in timing.counts_caveat(equal.assign(**{"training batch": [2, 8]}))
