@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pandas as pd
 from support import fake_metrics, run_folder
 
 from fashionseg import rundir
@@ -191,3 +192,78 @@ def test_the_readings_caveats_come_from_the_runs_configurations(tmp_path):
     configs = rundir.read_run_configs(tmp_path / "1x", metrics)
     assert compare.honest_reading(*args, configs=configs).endswith(long)
     assert "Synthetic" not in compare.honest_reading(*args)
+
+
+def test_plot_category_heatmap_shows_each_value_on_a_fixed_0_to_100_scale():
+    table = pd.DataFrame({"R50-FPN": [40.0, 5.25], "R50-C4": [60.0, float("nan")]}, index=["dress", "hat"])
+    fig = compare.plot_category_heatmap(table, "mask AP per category")
+    ax, colorbar = fig.axes
+    (mesh,) = ax.collections
+    assert mesh.get_array().reshape(table.shape).filled(-1).tolist() == [[40.0, 60.0], [5.25, -1]]
+    assert mesh.get_clim() == (0, 100)  # the same colours whatever the runs reached
+    assert sorted(t.get_text() for t in ax.texts) == ["40.0", "5.2", "60.0"]  # the NaN cell stays empty
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["R50-FPN", "R50-C4"]
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["dress", "hat"]
+    assert (ax.get_title(), ax.get_xlabel(), ax.get_ylabel()) == ("mask AP per category", "", "")
+    assert colorbar.get_ylabel() == "AP"
+
+
+def test_attribute_baselines_score_each_runs_validation_predictions_twice(tmp_path, monkeypatch):
+    data = tmp_path / "data"
+    (data / "annotations").mkdir(parents=True)
+    (data / "annotations/instances_attributes_train.json").write_text(json.dumps({"split": "train"}))
+    (data / "annotations/instances_attributes_val.json").write_text(json.dumps({"split": "val"}))
+    results = tmp_path / "results"
+    for arch in ("R50-FPN", "R50-C4", "R50-DC5"):
+        _config_run(results, arch, {"data.root": str(data), "data.synthetic": False})
+    for arch in ("R50-FPN", "R50-C4"):
+        rundir.RunDir.of(results, arch).predictions_file("val").write_text(json.dumps([{"arch": arch}]))
+    (results / "R50-DC5/config.yaml").unlink()  # predictions but no configuration: left out too
+    rundir.RunDir.of(results, "R50-DC5").predictions_file("val").write_text("[]")
+
+    def model(val, predictions, **kwargs):
+        return {"model": (val["split"], predictions[0]["arch"])}
+
+    def constant(train, val, predictions):
+        return {"constant": (train["split"], val["split"], predictions[0]["arch"])}
+
+    monkeypatch.setattr(compare, "evaluate", model)
+    monkeypatch.setattr(compare, "attribute_baseline", constant)
+    pairs = compare.attribute_baselines(results, ["R50-FPN", "R50-C4", "R50-DC5", "X101-FPN"])
+    assert pairs == {
+        arch: {"model": {"model": ("val", arch)}, "constant": {"constant": ("train", "val", arch)}}
+        for arch in ("R50-FPN", "R50-C4")
+    }
+
+
+def test_attribute_baseline_table_sets_the_head_beside_the_constant():
+    def metrics(iou_f1: float | None, f1: float) -> dict:
+        return {"segm": {"iou_f1": {"AP": iou_f1}, "f1": {"AP": f1}}, "bbox": {"iou_f1": {"AP": 99.0}}}
+
+    baselines = {
+        "R50-FPN": {"model": metrics(12.346, 30.0), "constant": metrics(4.0, 20.0)},
+        "R50-C4": {"model": metrics(None, 10.0), "constant": {"segm": {}}},
+    }
+    table = compare.attribute_baseline_table(baselines)
+    assert list(table.index) == ["R50-FPN", "R50-C4"]
+    assert list(table.columns) == [
+        "mask AP^IoU+F1 (model)",
+        "AP^F1 (model)",
+        "mask AP^IoU+F1 (constant)",
+        "AP^F1 (constant)",
+    ]
+    assert table.loc["R50-FPN"].tolist() == [12.35, 30.0, 4.0, 20.0]  # mask (segm) values, 2 decimals
+    assert table.loc["R50-C4", "AP^F1 (model)"] == 10.0
+    assert table.loc["R50-C4"].drop("AP^F1 (model)").isna().all()  # missing or null: NaN
+
+
+def test_f1_reading_says_whether_ap_f1_orders_the_backbones_as_mask_ap_does():
+    same = pd.DataFrame({"mask AP (IoU)": [30.0, 10.0], "mask AP (F1)": [50.0, 40.0]}, index=["A", "B"])
+    text = compare.f1_reading(same)
+    assert "by mask AP A (30.0) > B (10.0)" in text and "the same order" in text
+    swapped = same.assign(**{"mask AP (F1)": [40.0, 50.0]})
+    assert "a different order" in compare.f1_reading(swapped)
+    # equal at the precision shown is a tie, and a tie against an order is a different order
+    tied = same.assign(**{"mask AP (F1)": [40.02, 40.04]})
+    assert "A = B (40.0)" in compare.f1_reading(tied) and "a different order" in compare.f1_reading(tied)
+    assert compare.f1_reading(same.iloc[:0]) == "No backbone has a finished run."
