@@ -16,16 +16,41 @@ from fashionseg.report import compare, training
 from fashionseg.rundir import RunDir
 
 
-def test_attribute_loss_note_calls_a_flat_loss_flat():
+def _attribute_logs() -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Two 100-iteration logs: the attribute loss falling as 1/sqrt(iteration), and flat around 0.07."""
     iterations = np.arange(1, 101)
     falling = pd.DataFrame(
         {"iteration": iterations, "loss": 4 - 0.02 * iterations, "loss_attribute": 1 / iterations**0.5}
     )
-    flat = falling.assign(loss_attribute=0.07 + 0.001 * np.sin(iterations))
+    return falling, falling.assign(loss_attribute=0.07 + 0.001 * np.sin(iterations))
+
+
+def test_attribute_loss_change_calls_a_flat_loss_flat():
+    falling, flat = _attribute_logs()
+    iterations = falling["iteration"].to_numpy()
     assert training.loss_change(falling, "loss_attribute", fraction=0.1) == pytest.approx(
         (np.median(1 / iterations[:10] ** 0.5), np.median(1 / iterations[-10:] ** 0.5))
     )
-    assert training.attribute_loss_note(falling).startswith("The attribute loss falls by")
+    change = training.attribute_loss_change(falling)
+    assert (change.first, change.last) == training.loss_change(falling, "loss_attribute")
+    assert (change.total_first, change.total_last) == training.loss_change(falling, "loss")
+    assert change.drop == pytest.approx(1 - change.last / change.first) and change.drop > 0.7
+    assert not change.flat
+    still = training.attribute_loss_change(flat)
+    assert abs(still.drop) < training.FLAT_LOSS_DROP and still.flat
+    # a term that rises is flat too (the head has not learned); a term at zero falls by nothing
+    assert training.attribute_loss_change(falling.assign(loss_attribute=iterations / 100)).flat
+    assert training.attribute_loss_change(falling.assign(loss_attribute=0.0)).drop == 0.0
+    assert training.attribute_loss_change(falling.drop(columns="loss_attribute")) is None
+    assert training.attribute_loss_change(falling.assign(loss_attribute=np.nan)) is None
+
+
+def test_attribute_loss_note_renders_the_verdict():
+    falling, flat = _attribute_logs()
+    change = training.attribute_loss_change(falling)
+    note = training.attribute_loss_note(falling)
+    assert note.startswith(f"The attribute loss falls by {change.drop:.0%}")
+    assert f"from {change.first:.3f}" in note and f"to {change.last:.3f}" in note
     note = training.attribute_loss_note(flat, weight=0.1)
     assert note.startswith("**The attribute loss stays flat**") and "after its weight 0.1" in note
     assert "no attribute loss" in training.attribute_loss_note(falling.drop(columns="loss_attribute"))

@@ -6,6 +6,7 @@ Every number comes from the run folder (:class:`fashionseg.rundir.RunDir`): ``co
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -129,28 +130,58 @@ def loss_change(log: pd.DataFrame, column: str, fraction: float = 0.1) -> tuple[
     return float(np.median(values[:n])), float(np.median(values[-n:]))
 
 
-def attribute_loss_note(log: pd.DataFrame, weight: float | None = None) -> str:
-    """One sentence on the attribute loss of a training log: whether it falls or stays flat, beside the
-    total loss, from :func:`loss_change` (``weight``: the config's ``model.attribute_loss_weight``, by
-    which the logged term is already multiplied)."""
+@dataclass(frozen=True)
+class AttributeLossChange:
+    """Where a run's attribute loss and total loss start and end (:func:`loss_change`), and the verdict."""
+
+    first: float
+    last: float
+    total_first: float
+    total_last: float
+
+    @property
+    def drop(self) -> float:
+        """The share the attribute loss fell by (negative where it rose)."""
+        return 1 - self.last / self.first if self.first > 0 else 0.0
+
+    @property
+    def total_drop(self) -> float:
+        """The share the total loss fell by."""
+        return 1 - self.total_last / self.total_first if self.total_first > 0 else 0.0
+
+    @property
+    def flat(self) -> bool:
+        """Whether the attribute loss fell by less than :data:`FLAT_LOSS_DROP`: the head has not learned."""
+        return self.drop < FLAT_LOSS_DROP
+
+
+def attribute_loss_change(log: pd.DataFrame) -> AttributeLossChange | None:
+    """The attribute loss of a training log against its total loss (None when it logged no attribute loss)."""
     if "loss_attribute" not in log or log["loss_attribute"].dropna().empty:
+        return None
+    return AttributeLossChange(*loss_change(log, "loss_attribute"), *loss_change(log, "loss"))
+
+
+def attribute_loss_note(log: pd.DataFrame, weight: float | None = None) -> str:
+    """One sentence on the attribute loss of a training log: :func:`attribute_loss_change`'s verdict, flat or
+    falling, beside the total loss (``weight``: the config's ``model.attribute_loss_weight``, by which the
+    logged term is already multiplied)."""
+    change = attribute_loss_change(log)
+    if change is None:
         return "This run logged no attribute loss."
-    first, last = loss_change(log, "loss_attribute")
-    total_first, total_last = loss_change(log, "loss")
-    drop = 1 - last / first if first > 0 else 0.0
-    total_drop = 1 - total_last / total_first if total_first > 0 else 0.0
     weighted = f" (logged after its weight {weight:g})" if weight is not None else ""
     span = (
-        f"from {first:.3f} over the first tenth of the logged iterations to {last:.3f} over the last"
-        f"{weighted}; the total loss went from {total_first:.2f} to {total_last:.2f} ({-total_drop:+.0%})"
+        f"from {change.first:.3f} over the first tenth of the logged iterations to {change.last:.3f} over "
+        f"the last{weighted}; the total loss went from {change.total_first:.2f} to {change.total_last:.2f} "
+        f"({-change.total_drop:+.0%})"
     )
-    if drop < FLAT_LOSS_DROP:
+    if change.flat:
         return (
-            f"**The attribute loss stays flat** ({-drop:+.0%}, {span}): the attribute head has not learned "
-            "yet, so this run's attributes, and its AP^IoU+F1 and AP^F1, say nothing about what the head "
-            "could learn."
+            f"**The attribute loss stays flat** ({-change.drop:+.0%}, {span}): the attribute head has not "
+            "learned yet, so this run's attributes, and its AP^IoU+F1 and AP^F1, say nothing about what the "
+            "head could learn."
         )
-    return f"The attribute loss falls by {drop:.0%}, {span}."
+    return f"The attribute loss falls by {change.drop:.0%}, {span}."
 
 
 def read_learning_curve(run_dir: str | Path) -> pd.DataFrame:
