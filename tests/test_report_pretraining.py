@@ -131,13 +131,23 @@ def test_equal_iterations_never_pairs_two_different_iterations():
     assert pretraining.scratch_against_trunk(shorter, trunk.iloc[:0]).empty
 
 
+def test_equal_time_compares_at_the_time_both_runs_reached():
+    trunk = _curve([(100, 60.0, 20.0, 18.0), (200, 120.0, 40.0, 36.0), (300, 180.0, 50.0, 45.0)])
+    quicker = _curve([(100, 50.0, 2.0, 1.0), (200, 100.0, 5.0, 4.0)])  # stopped after 100 s
+    row = pretraining.scratch_against_trunk(quicker, trunk).loc["equal training time"]
+    # not the trunk's 180 s against scratch's 100 s: both at or before 100 s (+2%)
+    assert row["trunk point"] == "iteration 100, 1.0 min" and row["scratch point"] == "iteration 200, 1.7 min"
+    assert row["mask AP gain"] == 14.0
+
+
 def test_pretraining_reading_follows_the_sign_of_each_gain():
     manifest = _manifest()
     trunk = _curve([(100, 60.0, 20.0, 18.0), (200, 120.0, 40.0, 36.0)])
     scratch = _curve([(100, 50.0, 2.0, 1.0), (200, 100.0, 5.0, 4.0)])
     reading = pretraining.pretraining_reading(pretraining.scratch_against_trunk(scratch, trunk), manifest)
     assert reading.startswith("Fine-tuning the trunk raises R50-FPN's mask AP")
-    assert "+32.0 points at equal iterations and +32.0 points at equal training time" in reading
+    # scratch stopped at 100 s: equal time takes the trunk at 100 s too (iteration 100: 18 - 4)
+    assert "+32.0 points at equal iterations and +14.0 points at equal training time" in reading
     assert "10 minutes of training once (400 R50-FPN iterations)" in reading
     assert "box / mask AP 50.0 / 40.1" in reading
     better = _curve([(100, 50.0, 2.0, 1.0), (200, 100.0, 45.0, 40.0)])

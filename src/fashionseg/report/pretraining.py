@@ -88,8 +88,8 @@ def _last_common_iteration(scratch: pd.DataFrame, trunk: pd.DataFrame) -> tuple[
 
 def scratch_against_trunk(scratch: pd.DataFrame, trunk: pd.DataFrame) -> pd.DataFrame:
     """R50-FPN box and mask AP from the trunk and from scratch, at the largest iteration both curves reached
-    (equal iterations; a shorter run is not set against the other's last point) and at the fine-tune's
-    training seconds (equal time, the pretraining not counted: it is paid once for all designs and runs).
+    (equal iterations; a shorter run is not set against the other's last point) and at the largest training
+    time both reached (equal time, the pretraining not counted: it is paid once for all designs and runs).
     Each row says which points of the two curves it compares."""
     if scratch.empty or trunk.empty:
         return pd.DataFrame()
@@ -97,9 +97,13 @@ def scratch_against_trunk(scratch: pd.DataFrame, trunk: pd.DataFrame) -> pd.Data
     pairs: list[tuple[str, pd.Series, pd.Series]] = []
     if (common := _last_common_iteration(scratch, trunk)) is not None:
         pairs.append(("equal iterations", common[1], common[0]))
-    other = _at_or_before(scratch, "train_seconds", float(last["train_seconds"]) * 1.02)  # 2%: timing noise
-    if other is not None:
-        pairs.append(("equal training time", last, other))
+    # the training seconds both runs reached (2% for timing noise): a run that stopped sooner is not set
+    # against the other's later point
+    budget = min(float(last["train_seconds"]), float(scratch["train_seconds"].iloc[-1])) * 1.02
+    ours = _at_or_before(trunk, "train_seconds", budget)
+    other = _at_or_before(scratch, "train_seconds", budget)
+    if ours is not None and other is not None:
+        pairs.append(("equal training time", ours, other))
     rows = [
         {
             "comparison": label,
