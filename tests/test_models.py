@@ -229,6 +229,16 @@ def test_attribute_bias_starts_at_the_prior():
     assert torch.allclose(head(torch.zeros(3, 16)).sigmoid(), torch.full((3, 5), 0.02))
 
 
+@pytest.mark.parametrize("fraction", [0.25, 0.75])
+def test_box_positive_fraction_caps_the_foreground_rois(labels, fraction):
+    model = build(labels, "R50-C4", box_positive_fraction=fraction)
+    matched = [torch.tensor([1] * 50 + [0] * 50)]  # 50 foreground proposals, 50 background
+    foreground, background = model.roi_heads.fg_bg_sampler(matched)
+    batch_size = tiny_config("R50-C4").box_batch_size_per_image
+    assert int(foreground[0].sum()) == int(batch_size * fraction)
+    assert int(background[0].sum()) == batch_size - int(batch_size * fraction)
+
+
 def test_c4_mask_head_shares_res5(labels):
     model = build(labels, "R50-C4", depth=18)  # the sharing does not depend on depth; R18 is fast
     heads = model.roi_heads

@@ -44,7 +44,15 @@ def test_cosine_lr_factor_warms_up_then_falls_to_zero_at_max_iter():
 
 @pytest.mark.parametrize("arch", ["R50-C4", "R50-DC5"])
 def test_the_resnet_learns_at_its_lr_factor_and_the_heads_at_lr(arch):
-    cfg = load_config("demo", [f"model.arch={arch}", "model.weights=none", "solver.resnet_lr_factor=0.25"])
+    cfg = load_config(
+        "demo",
+        [
+            f"model.arch={arch}",
+            "model.weights=none",
+            "solver.resnet_lr_factor=0.25",
+            "solver.attribute_lr_factor=1",
+        ],
+    )
     model = build_model(cfg.model, LabelSpace.from_coco(ontology_json()), min_size=96, max_size=128)
     optimizer, _, _ = train_module.build_optimizer(model, cfg.solver, torch.device("cpu"))
     lr_of = {id(p): group["initial_lr"] for group in optimizer.param_groups for p in group["params"]}
@@ -57,6 +65,21 @@ def test_the_resnet_learns_at_its_lr_factor_and_the_heads_at_lr(arch):
     assert "roi_heads.box_predictor.cls_score.weight" in heads
     assert {lr_of[id(names[n])] for n in heads} == {cfg.solver.lr}
     assert len(lr_of) == len(names)  # every parameter in exactly one group
+
+
+def test_the_attribute_predictor_learns_at_its_own_lr_factor():
+    overrides = ["model.weights=none", "solver.attribute_lr_factor=8", "solver.resnet_lr_factor=1"]
+    cfg = load_config("demo", overrides)
+    model = build_model(cfg.model, LabelSpace.from_coco(ontology_json()), min_size=96, max_size=128)
+    optimizer, _, _ = train_module.build_optimizer(model, cfg.solver, torch.device("cpu"))
+    groups = {id(p): group for group in optimizer.param_groups for p in group["params"]}
+    for name, p in model.named_parameters():
+        if not p.requires_grad:
+            continue
+        expected = cfg.solver.lr * (8 if name.startswith("roi_heads.attribute_predictor.") else 1)
+        assert groups[id(p)]["initial_lr"] == pytest.approx(expected), name
+    bias = model.roi_heads.attribute_predictor.attribute_score.bias
+    assert groups[id(bias)]["weight_decay"] == cfg.solver.weight_decay  # a linear bias decays, as before
 
 
 def _take(sampler, n):

@@ -96,6 +96,9 @@ class ModelConfig:
     rpn_post_nms_top_n_test: int = 1000
     rpn_batch_size_per_image: int = 256
     box_batch_size_per_image: int = 512
+    # detectron2's ROI_HEADS.POSITIVE_FRACTION: the most of those RoIs that may be foreground; the mask and
+    # attribute heads train on the foreground ones only
+    box_positive_fraction: float = 0.25
     box_score_thresh: float = 0.05
     box_detections_per_img: int = 100
     # the attribute loss is summed over 294 attributes: at weight 1 it was 5-10x the detection losses of a
@@ -115,6 +118,9 @@ class SolverConfig:
     momentum: float = 0.9
     weight_decay: float = 1e-4
     resnet_lr_factor: float = 1.0  # the ResNet's weights learn at this times lr (the heads at lr)
+    # the attribute predictor's weights learn at this times lr: its loss is scaled down (model.
+    # attribute_loss_weight) so as not to disturb detection, which also slows the predictor itself
+    attribute_lr_factor: float = 1.0
     max_iter: int = 90000
     # detectron2's SOLVER.LR_SCHEDULER_NAME: WarmupMultiStepLR (gamma at each of `steps`) or WarmupCosineLR
     # (half a cosine from lr to 0 over max_iter; steps and gamma unused)

@@ -118,13 +118,19 @@ class TrainingSampler(Sampler[list[int]]):
             yield chunk[self.rank :: self.world_size]
 
 
+# the attribute head's module (models.roi_heads), whose parameters take solver.attribute_lr_factor
+ATTRIBUTE_PREDICTOR = "roi_heads.attribute_predictor."
+
+
 def _param_groups(model: torch.nn.Module, solver: SolverConfig) -> list[dict[str, Any]]:
     """detectron2's default: no weight decay on normalisation layers; the ResNet's weights (the pretrained
-    trunk, when there is one) at ``solver.resnet_lr_factor`` times the heads' learning rate."""
+    trunk, when there is one) at ``solver.resnet_lr_factor`` times the heads' learning rate, the attribute
+    predictor's at ``solver.attribute_lr_factor`` times it."""
     norm_types = (torch.nn.modules.batchnorm._BatchNorm, torch.nn.GroupNorm, torch.nn.LayerNorm)
     resnet_names = getattr(model, "resnet_parameter_names", frozenset())
-    groups: dict[tuple[bool, bool], list[torch.nn.Parameter]] = {
-        (resnet, decays): [] for resnet in (False, True) for decays in (True, False)
+    lr_factors = {"heads": 1.0, "resnet": solver.resnet_lr_factor, "attribute": solver.attribute_lr_factor}
+    groups: dict[tuple[str, bool], list[torch.nn.Parameter]] = {
+        (part, decays): [] for part in lr_factors for decays in (True, False)
     }
     seen: set[int] = set()
     for module_name, module in model.named_modules():
@@ -133,14 +139,20 @@ def _param_groups(model: torch.nn.Module, solver: SolverConfig) -> list[dict[str
                 continue
             seen.add(id(p))
             full_name = f"{module_name}.{name}" if module_name else name
-            groups[(full_name in resnet_names, not isinstance(module, norm_types))].append(p)
+            if full_name in resnet_names:
+                part = "resnet"
+            elif full_name.startswith(ATTRIBUTE_PREDICTOR):
+                part = "attribute"
+            else:
+                part = "heads"
+            groups[(part, not isinstance(module, norm_types))].append(p)
     return [
         {
             "params": params,
             "weight_decay": solver.weight_decay if decays else 0.0,
-            "lr": solver.lr * (solver.resnet_lr_factor if resnet else 1.0),
+            "lr": solver.lr * lr_factors[part],
         }
-        for (resnet, decays), params in groups.items()
+        for (part, decays), params in groups.items()
         if params
     ]
 

@@ -117,7 +117,7 @@ def _roi_heads(
         fg_iou_thresh=0.5,
         bg_iou_thresh=0.5,
         batch_size_per_image=cfg.box_batch_size_per_image,
-        positive_fraction=0.25,
+        positive_fraction=cfg.box_positive_fraction,
         bbox_reg_weights=None,
         score_thresh=cfg.box_score_thresh,
         nms_thresh=0.5,
