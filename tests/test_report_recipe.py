@@ -20,8 +20,8 @@ def test_recipe_table_reads_each_runs_config_and_env(tmp_path):
     assert table.loc["RPN proposals, test (pre / post NMS)"].tolist() == [
         f"{c.model.rpn_pre_nms_top_n_test} / {c.model.rpn_post_nms_top_n_test}" for c in (fpn, c4)
     ]
-    assert table.loc["RoIs sampled per training image"].tolist() == [
-        str(c.model.box_batch_size_per_image) for c in (fpn, c4)
+    assert table.loc["RoIs sampled per training image / most foreground share"].tolist() == [
+        f"{c.model.box_batch_size_per_image} / {c.model.box_positive_fraction:g}" for c in (fpn, c4)
     ]
     steps = ", ".join(map(str, fpn.solver.steps))
     assert table.loc["learning-rate decays at / factor", "R50-FPN"] == f"{steps} / {fpn.solver.gamma}"

@@ -35,9 +35,15 @@ RECIPE_KEYS: tuple[tuple[str, str], ...] = (
     ),
     ("RPN proposals, test (pre / post NMS)", "model.rpn_pre_nms_top_n_test|model.rpn_post_nms_top_n_test"),
     ("anchors sampled per training image", "model.rpn_batch_size_per_image"),
-    ("RoIs sampled per training image", "model.box_batch_size_per_image"),
+    (
+        "RoIs sampled per training image / most foreground share",
+        "model.box_batch_size_per_image|model.box_positive_fraction",
+    ),
     ("detections kept per image", "model.box_detections_per_img"),
-    ("attribute loss weight", "model.attribute_loss_weight"),
+    (
+        "attribute loss weight / attribute predictor's lr factor",
+        "model.attribute_loss_weight|solver.attribute_lr_factor",
+    ),
     ("seed", "seed"),
 )
 
