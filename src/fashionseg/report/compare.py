@@ -32,8 +32,8 @@ from fashionseg.report.render import (
     values_text,
 )
 from fashionseg.report.timing import counts_caveat
-from fashionseg.report.training import IOU_TYPES, METRIC_FAMILIES, TABLE1_METRICS, key_numbers
-from fashionseg.rundir import RunDir
+from fashionseg.report.training import IOU_TYPES, METRIC_FAMILIES, TABLE1_METRICS
+from fashionseg.rundir import RunDir, metric
 
 
 def seed_table() -> pd.DataFrame:
@@ -51,7 +51,7 @@ def seed_table() -> pd.DataFrame:
 def ours_table(runs: dict[str, dict[str, Any]]) -> pd.DataFrame:
     """Table I for our runs: one row per backbone, the columns of :func:`seed_table`."""
     table = pd.DataFrame(
-        {arch: {k: key_numbers(m)[k] for k in TABLE1_METRICS} for arch, m in runs.items()},
+        {arch: {k: metric(m, k) for k in TABLE1_METRICS} for arch, m in runs.items()},
         index=list(TABLE1_METRICS),
     ).T
     table.index.name = "backbone"
