@@ -22,8 +22,7 @@ from pycocotools.cocoeval import COCOeval
 from support import gt_annotation
 
 from fashionseg.data import ontology
-from fashionseg.evaluation import eval_supercategories, evaluate
-from fashionseg.evaluation.attribute_ap import accumulate
+from fashionseg.evaluation import accumulate, eval_supercategories, evaluate
 from fashionseg.evaluation.coco import pycocotools_evaluate
 from fashionseg.evaluation.ground_truth import load_ground_truth
 from fashionseg.evaluation.results import load_predictions

@@ -17,7 +17,7 @@ from pycocotools import mask as mask_utils
 from support import gt_annotation
 
 from fashionseg.data import ontology
-from fashionseg.evaluation.attribute_ap import accumulate
+from fashionseg.evaluation import accumulate
 from fashionseg.evaluation.ground_truth import load_ground_truth
 from fashionseg.evaluation.reference import attribute_f1, reference_curves, reference_summary
 from fashionseg.evaluation.results import load_predictions

@@ -11,6 +11,7 @@ from support import fake_metrics, run_folder
 
 from fashionseg import rundir
 from fashionseg.config import ARCHITECTURES, load_config, save_config
+from fashionseg.models.trunk import TRUNK_NAME
 from fashionseg.report import compare, timing, training
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -25,11 +26,11 @@ def test_seed_table_is_the_seeds_table_one():
     assert seed.loc["R50-C4", "mask_AP"] == raw["rows"]["R50-C4"]["mask_AP"]
 
 
-def test_tables_and_reading_follow_the_metrics():
+def test_tables_follow_the_metrics():
     runs = {"R50-FPN": fake_metrics(1.0, 50.0), "R50-C4": fake_metrics(3.0, 200.0)}
     ours = compare.ours_table(runs)
     assert ours.loc["R50-C4", "mask_AP"] == 27.0 and ours.loc["R50-FPN", "box_AP50"] == 20.0
-    assert all(type(v) is float for v in training.key_numbers(runs["R50-FPN"]).values())
+    assert all(type(rundir.metric(runs["R50-FPN"], name)) is float for name in training.KEY_NUMBERS)
 
     seed = compare.seed_table()
     table = compare.table1(ours, seed, "ours", "seed")
@@ -42,88 +43,94 @@ def test_tables_and_reading_follow_the_metrics():
         ("R50-C4", "seed"),
         ("R50-DC5", "seed"),
     ]
+    assert compare.attribute_table(runs).loc["R50-C4", "mask AP (IoU+F1)"] == 18.0
+    assert list(compare.per_category_ap(runs).index) == ["dress"]  # "hat" has no ground truth (-1) anywhere
 
-    attributes = compare.attribute_table(runs)
-    assert attributes.loc["R50-C4", "mask AP (IoU+F1)"] == 18.0
-    speed = timing.speed_table(runs)
-    heat = compare.per_category_ap(runs)
-    assert list(heat.index) == ["dress"]  # "hat" has no ground truth (-1) in any run
 
-    reading = compare.honest_reading(ours, seed, speed, attributes, "synthetic", missing=["R50-DC5"])
-    assert "R50-C4 (27.0) > R50-FPN (9.0)" in reading
-    assert "R50-FPN is the fastest at inference (50 ms/image on cpu)" in reading
-    assert "The most accurate (R50-C4) takes more inference time: R50-C4 4.0x" in reading
-    assert "No finished run for R50-DC5" in reading
-    # the seed ranks C4 above FPN too
-    assert "The two orders agree." in reading
-    assert "Undertrained" not in reading  # R50-C4 reaches mask AP 27
-
-    weak = {arch: fake_metrics(0.5, 50.0) for arch in ("R50-FPN", "R50-C4")}  # mask AP 4.5 each
-    weak_reading = compare.honest_reading(
-        compare.ours_table(weak),
-        seed,
-        timing.speed_table(weak),
-        compare.attribute_table(weak),
-        "synthetic",
+def _tables(runs: dict) -> tuple:
+    """The tables honest_reading reads, of ``runs`` (arch -> metrics.json), beside the seed's."""
+    return (
+        compare.ours_table(runs),
+        compare.seed_table(),
+        timing.speed_table(runs),
+        compare.attribute_table(runs),
     )
-    assert "**Undertrained.** No backbone reaches mask AP 10" in weak_reading
 
 
-def test_the_reading_never_orders_a_tie():
+def test_the_verdict_follows_the_tables():
+    """fake_metrics(s, ms): box AP 10 s, mask AP 9 s, mask AP^IoU+F1 6 s, AP^F1 8 s, inference ms."""
+    runs = {"R50-FPN": fake_metrics(1.0, 50.0), "R50-C4": fake_metrics(3.0, 200.0)}
+    seed = compare.seed_table()
+    verdict = compare.comparison_verdict(*_tables(runs))
+    assert verdict.mask_ranking == [["R50-C4"], ["R50-FPN"]]
+    seed_c4_first = seed.loc["R50-C4", "mask_AP"] > seed.loc["R50-FPN", "mask_AP"]
+    assert verdict.seed_ranking == ([["R50-C4"], ["R50-FPN"]] if seed_c4_first else [["R50-FPN"], ["R50-C4"]])
+    assert verdict.orders_agree == seed_c4_first and not verdict.tied_pairs
+    assert not verdict.undertrained  # R50-C4 reaches mask AP 27
+    assert verdict.best_box == verdict.best_mask == ["R50-C4"] and verdict.box_and_mask_agree
+    assert verdict.attribute_gap == ((9.0 - 6.0) * 1.0 + (9.0 - 6.0) * 3.0) / 2
+    assert verdict.f1_same_order
+    assert (verdict.fastest, verdict.fastest_ms, verdict.device) == (["R50-FPN"], 50.0, "cpu")
+    assert verdict.most_accurate == ["R50-C4"] and verdict.speed_tradeoff
+    assert verdict.slowdown == {"R50-C4": 200.0 / 50.0}
+    assert compare.comparison_verdict(*(t.iloc[:0] for t in _tables(runs))) is None
+
+
+def test_the_verdict_never_orders_a_tie():
     """The issue's case: two backbones at mask AP 0.0 are a tie, not "R50-DC5 (0.0) > R50-C4 (0.0)"."""
     runs = {
         "R50-FPN": fake_metrics(0.5, 50.0),
         "R50-C4": fake_metrics(0.001, 200.0),
         "R50-DC5": fake_metrics(0.002, 100.0),
     }
-    ours = compare.ours_table(runs)
-    reading = compare.honest_reading(
-        ours,
-        compare.seed_table(),
-        timing.speed_table(runs),
-        compare.attribute_table(runs),
-        "synthetic",
-    )
-    assert "R50-FPN (4.5) > R50-C4 = R50-DC5 (0.0)" in reading
-    assert "R50-DC5 (0.0) > R50-C4 (0.0)" not in reading and "R50-C4 (0.0) > R50-DC5" not in reading
-    assert "AP^F1" in reading and "localises nothing" in reading
-    assert "says nothing yet about the architectures" in compare.ordering_verdict(ours)
+    tables = _tables(runs)
+    verdict = compare.comparison_verdict(*tables)
+    assert verdict.mask_ranking == [["R50-FPN"], ["R50-C4", "R50-DC5"]]  # 4.5, then 0.009 and 0.018
+    assert verdict.undertrained and compare.undertrained(tables[0])  # the best reaches 4.5 < 10
+    assert compare.UNTRAINED_MASK_AP > 4.5
+    assert verdict.fastest == ["R50-FPN"] and verdict.most_accurate == ["R50-FPN"]
+    assert not verdict.speed_tradeoff and verdict.slowdown == {}
+    # equal at whole milliseconds: a tie for the fastest
+    tied_speed = {arch: fake_metrics(scale, 100.0 + 0.2 * scale) for arch, scale in (("A", 2.0), ("B", 1.0))}
+    assert compare.comparison_verdict(*_tables(tied_speed)).fastest == ["A", "B"]
 
 
-def test_the_reading_says_at_which_proposal_counts_speed_was_timed(tmp_path):
-    archs = ["R50-FPN", "R50-C4"]
-    for arch in archs:
+def test_the_verdict_says_where_box_and_mask_ap_and_the_attributes_disagree():
+    runs = {"R50-FPN": fake_metrics(2.0, 50.0), "R50-C4": fake_metrics(1.0, 60.0)}
+    runs["R50-C4"]["bbox"]["coco"]["AP"] = 30.0  # the best box AP, but not the best mask AP
+    for arch in runs:  # AP^IoU+F1 above mask AP; AP^F1 ordered the other way
+        runs[arch]["segm"]["iou_f1"]["AP"] = runs[arch]["segm"]["coco"]["AP"] + 1.0
+    runs["R50-C4"]["segm"]["f1"]["AP"] = 99.0
+    verdict = compare.comparison_verdict(*_tables(runs))
+    assert (verdict.best_box, verdict.best_mask) == (["R50-C4"], ["R50-FPN"])
+    assert not verdict.box_and_mask_agree
+    assert verdict.attribute_gap == -1.0
+    assert not verdict.f1_same_order and not compare.f1_same_order(compare.attribute_table(runs))
+
+
+def test_honest_reading_renders_the_verdict(tmp_path):
+    runs = {"R50-FPN": fake_metrics(1.0, 50.0), "R50-C4": fake_metrics(3.0, 200.0)}
+    tables = _tables(runs)
+    verdict = compare.comparison_verdict(*tables)
+    reading = compare.honest_reading(*tables, "synthetic", missing=["R50-DC5"])
+    assert "R50-C4 (27.0) > R50-FPN (9.0)" in reading and "No finished run for R50-DC5" in reading
+    assert f"R50-FPN is the fastest at inference ({verdict.fastest_ms:.0f} ms/image on cpu)" in reading
+    assert "The most accurate (R50-C4) takes more inference time: R50-C4 4.0x" in reading
+    assert f"lowers mask AP by {verdict.attribute_gap:.1f} points" in reading
+    assert ("The two orders agree." in reading) == verdict.orders_agree
+    assert "Undertrained" not in reading
+    assert compare.f1_reading(tables[3]) in reading
+    # the speed part carries the proposal counts' caveat exactly when it is given the conditions
+    for arch in runs:
         run_folder(tmp_path, arch)
-    metrics = {
-        arch: {
-            "bbox": {
-                "coco": dict.fromkeys(["AP", "AP50", "AP75"], ap),
-                "iou_f1": {"AP": ap},
-                "f1": {"AP": ap},
-            },
-            "segm": {
-                "coco": dict.fromkeys(["AP", "AP50", "AP75"], ap),
-                "iou_f1": {"AP": ap},
-                "f1": {"AP": ap},
-            },
-            "speed": {"train_s_per_iter": 0.5, "inference_ms_per_image": ms, "device": "cpu"},
-        }
-        for arch, ap, ms in (("R50-FPN", 4.0, 100.0), ("R50-C4", 1.0, 300.0))
-    }
-    conditions = timing.speed_conditions(tmp_path, archs)
-    args = (
-        compare.ours_table(metrics),
-        compare.seed_table(),
-        timing.speed_table(metrics),
-        compare.attribute_table(metrics),
-        "synthetic",
+    conditions = timing.speed_conditions(tmp_path, list(runs))
+    assert timing.counts_caveat(conditions) in compare.honest_reading(
+        *tables, "synthetic", conditions=conditions
     )
-    reading = compare.honest_reading(*args, conditions=conditions)
-    fpn, c4 = (load_config("demo", {"model.arch": a}).model.rpn_post_nms_top_n_test for a in archs)
-    d2 = load_config("1x").model.rpn_post_nms_top_n_test
-    assert f"test proposal counts, {fpn} (R50-FPN) and {c4} (R50-C4), not detectron2's {d2}" in reading
-    assert ("not equal across the backbones" in reading) == (fpn != c4)
-    assert "test proposal counts" not in compare.honest_reading(*args)
+    assert "test proposal counts" not in reading
+    weak = {arch: fake_metrics(0.5, 50.0) for arch in ("R50-FPN", "R50-C4")}  # mask AP 4.5 each
+    undertrained = f"**Undertrained.** No backbone reaches mask AP {compare.UNTRAINED_MASK_AP:.0f}"
+    assert undertrained in compare.honest_reading(*_tables(weak), "x")
 
 
 def _config_run(root: Path, arch: str, values: dict) -> None:
@@ -134,9 +141,9 @@ def _config_run(root: Path, arch: str, values: dict) -> None:
     )
 
 
-def test_the_readings_caveats_come_from_the_runs_configurations(tmp_path):
-    """The closing caveats name what the configurations say: a demo-like run is short, synthetic and from
-    scratch; a 1x-like run on Fashionpedia from ImageNet weights is none of those."""
+def test_the_limits_come_from_the_runs_configurations(tmp_path):
+    """A demo-like run is short, synthetic and from scratch; a 1x-like run on Fashionpedia from ImageNet
+    weights is none of those."""
     seed_iterations = load_config("seed").solver.max_iter
     one_x = load_config("1x").solver
     short = seed_iterations // 2  # shorter than the seed's and than 1x
@@ -154,44 +161,38 @@ def test_the_readings_caveats_come_from_the_runs_configurations(tmp_path):
         _config_run(tmp_path / "demo", arch, demo_like)
         _config_run(tmp_path / "1x", arch, one_x_like)
 
-    demo = compare.limits_reading(rundir.read_run_configs(tmp_path / "demo", ["R50-FPN", "R50-C4"]))
-    assert "One run per backbone here (seed 0)" in demo
-    schedule = (
-        f"{short} iterations (the seed trained {seed_iterations}, detectron2's 1x schedule {one_x.max_iter})"
-    )
-    assert f"The schedule is short, {schedule}" in demo
-    assert "Synthetic garments are drawn shapes" in demo
-    assert "R50-FPN and R50-C4 were trained from scratch" in demo
+    demo = compare.run_limits(rundir.read_run_configs(tmp_path / "demo", ["R50-FPN", "R50-C4"]))
+    assert (demo.seeds, demo.iterations) == ([0, 0], [short, short])
+    assert (demo.seed_iterations, demo.one_x_iterations) == (seed_iterations, one_x.max_iter)
+    assert demo.short and demo.synthetic
+    assert demo.scratch == ["R50-FPN", "R50-C4"] and demo.trunk == []
 
-    long = compare.limits_reading(rundir.read_run_configs(tmp_path / "1x", ["R50-FPN", "R50-C4", "R50-DC5"]))
-    assert "One run per backbone here (seed 3)" in long
-    assert f"The schedule is detectron2's 1x or longer, {one_x.max_iter} iterations" in long
-    assert "short" not in long and "Synthetic" not in long and "scratch" not in long
-    assert "Timings depend on the device" in long and "Timings depend on the device" in demo
+    long = compare.run_limits(rundir.read_run_configs(tmp_path / "1x", ["R50-FPN", "R50-C4", "R50-DC5"]))
+    assert (long.seeds, long.iterations) == ([3, 3], [one_x.max_iter] * 2)
+    assert not long.short and not long.synthetic and long.scratch == [] == long.trunk
+    assert compare.run_limits({}) is None
 
-    # honest_reading closes with the same paragraph, and says nothing about data it was not told
-    metrics = {
-        arch: {
-            iou_type: {
-                "coco": dict.fromkeys(["AP", "AP50", "AP75"], 20.0),
-                "iou_f1": {"AP": 18.0},
-                "f1": {"AP": 9.0},
-            }
-            for iou_type in ("bbox", "segm")
-        }
-        | {"speed": {"train_s_per_iter": 0.5, "inference_ms_per_image": 100.0, "device": "cpu"}}
-        for arch in ("R50-FPN", "R50-C4")
-    }
-    args = (
-        compare.ours_table(metrics),
-        compare.seed_table(),
-        timing.speed_table(metrics),
-        compare.attribute_table(metrics),
-        "Fashionpedia",
-    )
-    configs = rundir.read_run_configs(tmp_path / "1x", metrics)
-    assert compare.honest_reading(*args, configs=configs).endswith(long)
-    assert "Synthetic" not in compare.honest_reading(*args)
+    trunk = compare.run_limits({"R50-DC5": load_config("demo", {"model.weights": TRUNK_NAME})})
+    assert trunk.trunk == ["R50-DC5"] and trunk.scratch == []
+
+
+def test_limits_reading_renders_the_limits():
+    configs = {"R50-FPN": load_config("demo", {"model.weights": "none", "seed": 0})}
+    limits = compare.run_limits(configs)
+    text = compare.limits_reading(configs)
+    assert f"One run per backbone here (seed {limits.seeds[0]})" in text
+    assert (
+        f"{limits.iterations[0]} iterations (the seed trained {limits.seed_iterations}, detectron2's 1x "
+        f"schedule {limits.one_x_iterations})"
+    ) in text
+    assert ("The schedule is short" in text) == limits.short
+    assert ("Synthetic garments" in text) == limits.synthetic
+    assert "R50-FPN was trained from scratch" in text
+    assert text.endswith("Timings depend on the device and on the image size.")
+    assert "One run per backbone" not in compare.limits_reading({})
+    # honest_reading closes with the same paragraph
+    runs = {"R50-FPN": fake_metrics(1.0, 50.0)}
+    assert compare.honest_reading(*_tables(runs), "x", configs=configs).endswith(text)
 
 
 def test_plot_category_heatmap_shows_each_value_on_a_fixed_0_to_100_scale():
@@ -257,13 +258,18 @@ def test_attribute_baseline_table_sets_the_head_beside_the_constant():
     assert table.loc["R50-C4"].drop("AP^F1 (model)").isna().all()  # missing or null: NaN
 
 
-def test_f1_reading_says_whether_ap_f1_orders_the_backbones_as_mask_ap_does():
+def test_f1_same_order_compares_the_two_rankings_ties_included():
+    same = pd.DataFrame({"mask AP (IoU)": [30.0, 10.0], "mask AP (F1)": [50.0, 40.0]}, index=["A", "B"])
+    assert compare.f1_same_order(same)
+    assert not compare.f1_same_order(same.assign(**{"mask AP (F1)": [40.0, 50.0]}))
+    # equal at the precision shown is a tie, and a tie against an order is a different order
+    assert not compare.f1_same_order(same.assign(**{"mask AP (F1)": [40.02, 40.04]}))
+
+
+def test_f1_reading_renders_both_rankings_and_the_verdict():
     same = pd.DataFrame({"mask AP (IoU)": [30.0, 10.0], "mask AP (F1)": [50.0, 40.0]}, index=["A", "B"])
     text = compare.f1_reading(same)
-    assert "by mask AP A (30.0) > B (10.0)" in text and "the same order" in text
-    swapped = same.assign(**{"mask AP (F1)": [40.0, 50.0]})
-    assert "a different order" in compare.f1_reading(swapped)
-    # equal at the precision shown is a tie, and a tie against an order is a different order
-    tied = same.assign(**{"mask AP (F1)": [40.02, 40.04]})
-    assert "A = B (40.0)" in compare.f1_reading(tied) and "a different order" in compare.f1_reading(tied)
+    assert "by mask AP A (30.0) > B (10.0)" in text and "A (50.0) > B (40.0)" in text
+    assert "the same order" in text
+    assert "a different order" in compare.f1_reading(same.assign(**{"mask AP (F1)": [40.0, 50.0]}))
     assert compare.f1_reading(same.iloc[:0]) == "No backbone has a finished run."

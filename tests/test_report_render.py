@@ -27,10 +27,21 @@ def test_rankings_report_ties_as_ties():
     assert render.ranking_text(pd.Series({"A": 120.4, "B": 80.0}), decimals=0, ascending=True) == (
         "B (80) > A (120)"
     )
+    assert render.tie_text(["A"]) == "A" and render.tie_text(["A", "B"]) == "A and B (tied)"
+
+
+def test_order_differences_name_reversed_and_half_tied_pairs():
     seed = pd.Series({"R50-FPN": 3.1, "R50-C4": 4.4, "R50-DC5": 4.2})
-    assert compare.order_agreement(seed, seed) == "The two orders agree."
+    assert compare.order_differences(seed, seed) == ([], [])
     tied = pd.Series({"R50-FPN": 3.1, "R50-C4": 4.2, "R50-DC5": 4.2})
-    assert "R50-C4/R50-DC5 are tied" in compare.order_agreement(tied, seed)
+    assert compare.order_differences(tied, seed) == ([], ["R50-C4/R50-DC5"])
+    values = pd.Series({"R50-FPN": 4.84, "R50-C4": 0.02, "R50-DC5": 0.04})
+    assert compare.order_differences(values, seed) == (
+        ["R50-FPN/R50-C4", "R50-FPN/R50-DC5"],
+        ["R50-C4/R50-DC5"],
+    )
+    # the sentence names them
+    assert compare.order_agreement(seed, seed) == "The two orders agree."
     assert "R50-FPN/R50-C4 and R50-FPN/R50-DC5 are ranked the other way" in compare.order_agreement(
         values, seed
     )

@@ -181,7 +181,6 @@ TRAINING_CODE = (
     "evaluation/pairs.py",
     "evaluation/matching.py",
     "evaluation/curves.py",
-    "evaluation/attribute_ap.py",
     "evaluation/summary.py",
     "evaluation/fields.py",
     "evaluation/ground_truth.py",

@@ -1,6 +1,6 @@
 """COCO box and mask AP by pycocotools' own ``COCOeval``: the reference the fast path is tested against.
 
-The metrics themselves come from the fast path (:func:`fashionseg.evaluation.attribute_ap.accumulate`,
+The metrics themselves come from the fast path (:func:`fashionseg.evaluation.accumulate`,
 then :func:`fashionseg.evaluation.summary.coco_result`), the one vectorised pass that also computes the
 Fashionpedia metric from the same IoUs: pycocotools' ``COCOeval`` loops over images in Python and took 87%
 of an evaluation. :func:`pycocotools_evaluate` runs ``COCOeval`` itself (tests, benchmark); the bootstrap

@@ -1,8 +1,9 @@
 """The metric's specification: COCO's AP and Fashionpedia's AP^IoU+F1, one image and category at a time.
 
-Slow and plain, as ``COCOeval``'s and FPEval's loops read; the fast path (:mod:`.attribute_ap` and
-:mod:`.summary`) is tested to give the same floats (tests/test_evaluation_reference.py). The IoUs are
-pycocotools' (``iou`` of boxes or masks); everything after them is spelled out here:
+Slow and plain, as ``COCOeval``'s and FPEval's loops read; the fast path
+(:func:`fashionseg.evaluation.accumulate` and :mod:`.summary`) is tested to give the same floats
+(tests/test_evaluation_reference.py). The IoUs are pycocotools' (``iou`` of boxes or masks); everything after
+them is spelled out here:
 
 1. Per image and category: the ground truths, and the detections by decreasing score, the best 100.
 2. Attribute-F1 of a pair: the mean, over the classes "has the attribute" and "has not" that either list

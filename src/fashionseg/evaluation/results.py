@@ -10,9 +10,6 @@ Every problem raises :class:`FashionsegError` naming the file, the entry (index 
 the value. Checked predictions (:class:`Predictions`) are columns of the fields the evaluation reads:
 ``score`` floats, ``bbox`` four floats each, ``segmentation`` compressed RLEs with ``str`` counts,
 ``attribute_ids`` lists of ints; :func:`load_predictions` gives them as one fresh dict per prediction.
-
-The ground truth's checks and the shared field checks have modules of their own; their public names are
-importable from here too, as before the split.
 """
 
 from __future__ import annotations
@@ -31,7 +28,6 @@ import numpy as np
 
 from fashionseg.errors import FashionsegError
 from fashionseg.evaluation.fields import (
-    IOU_TYPES,
     check_iou_types,
     checked_boxes,
     checked_rle,
@@ -39,30 +35,17 @@ from fashionseg.evaluation.fields import (
     hashable,
     is_int,
     is_number,
-    malformed_rle_counts,
     malformed_with_area,
     read_bytes,
     short,
 )
-from fashionseg.evaluation.ground_truth import (
-    MAX_SIDE,
-    check_ground_truth_attributes,
-    ground_truth_source,
-    load_ground_truth,
-)
 
 __all__ = [
-    "IOU_TYPES",
-    "MAX_SIDE",
     "PredictionIndex",
     "Predictions",
     "carries_attributes",
-    "check_ground_truth_attributes",
     "check_predictions",
-    "ground_truth_source",
-    "load_ground_truth",
     "load_predictions",
-    "malformed_rle_counts",
     "sorted_ranks",
 ]
 

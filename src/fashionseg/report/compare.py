@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -24,16 +25,16 @@ from fashionseg.evaluation.baselines import attribute_baseline
 from fashionseg.models.trunk import is_trunk
 from fashionseg.report.render import (
     and_list,
-    best_text,
     label,
     number,
     rank_groups,
     ranking_text,
+    tie_text,
     values_text,
 )
 from fashionseg.report.timing import counts_caveat
-from fashionseg.report.training import IOU_TYPES, METRIC_FAMILIES, TABLE1_METRICS, key_numbers
-from fashionseg.rundir import RunDir
+from fashionseg.report.training import IOU_TYPES, METRIC_FAMILIES, TABLE1_METRICS
+from fashionseg.rundir import RunDir, metric
 
 
 def seed_table() -> pd.DataFrame:
@@ -51,7 +52,7 @@ def seed_table() -> pd.DataFrame:
 def ours_table(runs: dict[str, dict[str, Any]]) -> pd.DataFrame:
     """Table I for our runs: one row per backbone, the columns of :func:`seed_table`."""
     table = pd.DataFrame(
-        {arch: {k: key_numbers(m)[k] for k in TABLE1_METRICS} for arch, m in runs.items()},
+        {arch: {k: metric(m, k) for k in TABLE1_METRICS} for arch, m in runs.items()},
         index=list(TABLE1_METRICS),
     ).T
     table.index.name = "backbone"
@@ -171,8 +172,9 @@ def cpu_threads(results_dir: str | Path, archs: Iterable[str]) -> int | None:
     return None
 
 
-def order_agreement(ours: pd.Series, theirs: pd.Series, decimals: int = 1) -> str:
-    """Whether two rankings of the same backbones agree, pair by pair, ties included (one sentence)."""
+def order_differences(ours: pd.Series, theirs: pd.Series, decimals: int = 1) -> tuple[list[str], list[str]]:
+    """Where two rankings of the same backbones disagree, pair by pair (``A/B``), at ``decimals``: the pairs
+    ranked the other way round, and the pairs tied in one ranking and not in the other."""
     common = [k for k in ours.index if k in theirs.index]
     a = ours[common].astype(float).round(decimals)
     b = theirs[common].astype(float).round(decimals)
@@ -184,6 +186,13 @@ def order_agreement(ours: pd.Series, theirs: pd.Series, decimals: int = 1) -> st
                 reversed_pairs.append(f"{x}/{y}")
             elif ours_sign != their_sign:
                 tied_pairs.append(f"{x}/{y}")
+    return reversed_pairs, tied_pairs
+
+
+def order_agreement(ours: pd.Series, theirs: pd.Series, decimals: int = 1) -> str:
+    """Whether two rankings of the same backbones agree, pair by pair, ties included (one sentence, from
+    :func:`order_differences`)."""
+    reversed_pairs, tied_pairs = order_differences(ours, theirs, decimals)
     if reversed_pairs:
         return f"The two orders differ: {and_list(reversed_pairs)} are ranked the other way round."
     if tied_pairs:
@@ -197,11 +206,18 @@ def order_agreement(ours: pd.Series, theirs: pd.Series, decimals: int = 1) -> st
 UNTRAINED_MASK_AP = 10.0  # below this best mask AP, the reading says the backbones' order is noise
 
 
+def undertrained(ours: pd.DataFrame) -> bool:
+    """Whether no backbone of :func:`ours_table` reaches mask AP :data:`UNTRAINED_MASK_AP`: the models have
+    barely begun to learn, so the order of our rows is no finding."""
+    return bool(ours["mask_AP"].max() < UNTRAINED_MASK_AP)
+
+
 def ordering_verdict(ours: pd.DataFrame) -> str:
-    """Whether our mask AP ordering of the backbones can be read as a finding, in one sentence."""
+    """Whether our mask AP ordering of the backbones can be read as a finding (:func:`undertrained`), in one
+    sentence."""
     if not len(ours):
         return "No backbone has a finished run, so there is no ordering to read."
-    if ours["mask_AP"].max() < UNTRAINED_MASK_AP:
+    if undertrained(ours):
         return (
             f"No backbone reaches mask AP {UNTRAINED_MASK_AP:.0f} here: the models have barely begun to "
             "learn, so the order of our rows says nothing yet about the architectures; only the seed's "
@@ -213,12 +229,17 @@ def ordering_verdict(ours: pd.DataFrame) -> str:
     )
 
 
+def f1_same_order(attributes: pd.DataFrame) -> bool:
+    """Whether mask AP^F1 ranks the backbones of :func:`attribute_table` as mask AP does (ties included)."""
+    return rank_groups(attributes["mask AP (IoU)"]) == rank_groups(attributes["mask AP (F1)"])
+
+
 def f1_reading(attributes: pd.DataFrame) -> str:
     """How AP^F1 orders the backbones beside mask AP (one sentence, from :func:`attribute_table`)."""
     if not len(attributes):
         return "No backbone has a finished run."
     by_iou, by_f1 = attributes["mask AP (IoU)"], attributes["mask AP (F1)"]
-    same = rank_groups(by_iou) == rank_groups(by_f1)
+    same = f1_same_order(attributes)
     return f"By mask AP^F1 the backbones rank {ranking_text(by_f1)}, by mask AP {ranking_text(by_iou)}: " + (
         "the same order."
         if same
@@ -226,50 +247,149 @@ def f1_reading(attributes: pd.DataFrame) -> str:
     )
 
 
-def limits_reading(configs: Mapping[str, RunConfig]) -> str:
-    """What the runs cannot show, in one Markdown paragraph, from their configurations (one per backbone):
-    one seed per backbone, the schedule against the seed's and detectron2's 1x, synthetic data, training
-    from scratch or from the project's synthetic trunk; and always that timings depend on the device and
-    the image size."""
-    text = ["**What this does not show.**"]
+@dataclass(frozen=True)
+class RunLimits:
+    """What the runs' configurations leave unshown (:func:`run_limits`); :func:`limits_reading` renders it."""
+
+    seeds: list[int]  # each run's seed
+    iterations: list[int]  # each run's schedule
+    seed_iterations: int  # the seed study's schedule, as the seed preset holds it
+    one_x_iterations: int  # detectron2's 1x schedule, as the 1x preset holds it
+    synthetic: bool  # a run trained on synthetic data
+    scratch: list[str]  # the runs trained from random weights
+    trunk: list[str]  # the runs fine-tuned from the project's own trunk
+
+    @property
+    def short(self) -> bool:
+        """Whether every schedule is shorter than detectron2's 1x: a longer one may change the order."""
+        return max(self.iterations) < self.one_x_iterations
+
+
+def run_limits(configs: Mapping[str, RunConfig]) -> RunLimits | None:
+    """What the runs of ``configs`` (one per backbone) cannot show, as data; None without a run."""
+    if not configs:
+        return None
     cfgs = list(configs.values())
-    if cfgs:
-        seeds = values_text([c.seed for c in cfgs])
+    seed_iterations, one_x = (load_config(p).solver.max_iter for p in ("seed", "1x"))
+    return RunLimits(
+        seeds=[c.seed for c in cfgs],
+        iterations=[c.solver.max_iter for c in cfgs],
+        seed_iterations=seed_iterations,
+        one_x_iterations=one_x,
+        synthetic=any(c.data.synthetic for c in cfgs),
+        scratch=[name for name, c in configs.items() if c.model.weights == "none"],
+        trunk=[name for name, c in configs.items() if is_trunk(c.model.weights)],
+    )
+
+
+def limits_reading(configs: Mapping[str, RunConfig]) -> str:
+    """What the runs cannot show (:func:`run_limits`), in one Markdown paragraph, from their configurations
+    (one per backbone): one seed per backbone, the schedule against the seed's and detectron2's 1x,
+    synthetic data, training from scratch or from the project's synthetic trunk; and always that timings
+    depend on the device and the image size."""
+    text = ["**What this does not show.**"]
+    limits = run_limits(configs)
+    if limits is not None:
         text.append(
-            f"One run per backbone here (seed {seeds}): differences of a few AP points may not survive "
-            "another seed; the seeds notebook (06_seeds) sets them against the spread of several."
+            f"One run per backbone here (seed {values_text(limits.seeds)}): differences of a few AP points "
+            "may not survive another seed; the seeds notebook (06_seeds) sets them against the spread of "
+            "several."
         )
-        iterations = [c.solver.max_iter for c in cfgs]
-        # the seed's schedule and detectron2's 1x, as their presets hold them
-        seed_iterations, one_x = (load_config(p).solver.max_iter for p in ("seed", "1x"))
         schedule = (
-            f"{values_text(iterations)} iterations (the seed trained {seed_iterations}, detectron2's 1x "
-            f"schedule {one_x})"
+            f"{values_text(limits.iterations)} iterations (the seed trained {limits.seed_iterations}, "
+            f"detectron2's 1x schedule {limits.one_x_iterations})"
         )
-        if max(iterations) < one_x:
+        if limits.short:
             text.append(f"The schedule is short, {schedule}: a longer one may change the order.")
         else:
             text.append(f"The schedule is detectron2's 1x or longer, {schedule}.")
-        if any(c.data.synthetic for c in cfgs):
+        if limits.synthetic:
             text.append(
                 "Synthetic garments are drawn shapes; real photographs are harder, so even well-trained demo "
                 "models would say the pipeline works end to end, not how well it does on Fashionpedia."
             )
-        scratch = [name for name, c in configs.items() if c.model.weights == "none"]
-        if scratch:
+        if limits.scratch:
             text.append(
-                f"{and_list(scratch)} {'was' if len(scratch) == 1 else 'were'} trained from scratch (no "
-                "pretrained weights), where detectron2 and the seed start from ImageNet."
+                f"{and_list(limits.scratch)} {'was' if len(limits.scratch) == 1 else 'were'} trained from "
+                "scratch (no pretrained weights), where detectron2 and the seed start from ImageNet."
             )
-        trunk = [name for name, c in configs.items() if is_trunk(c.model.weights)]
-        if trunk:
+        if limits.trunk:
             text.append(
-                f"{and_list(trunk)} fine-tuned the project's own ResNet-50 trunk, pretrained on synthetic "
-                "images of the same generator (another seed, no image shared), where detectron2 and the seed "
-                "fine-tune ImageNet's: that trunk is closer to its target than ImageNet is to Fashionpedia."
+                f"{and_list(limits.trunk)} fine-tuned the project's own ResNet-50 trunk, pretrained on "
+                "synthetic images of the same generator (another seed, no image shared), where detectron2 "
+                "and the seed fine-tune ImageNet's: that trunk is closer to its target than ImageNet is to "
+                "Fashionpedia."
             )
     text.append("Timings depend on the device and on the image size.")
     return " ".join(text)
+
+
+@dataclass(frozen=True)
+class ComparisonVerdict:
+    """What the comparison's tables say, as data (:func:`comparison_verdict`); :func:`honest_reading`
+    renders it. Rankings are best first in groups of ties (:func:`fashionseg.report.render.rank_groups`), at
+    the precision shown: one decimal for AP, whole ms for speed."""
+
+    mask_ranking: list[list[str]]  # our backbones by mask AP
+    seed_ranking: list[list[str]]  # the seed's by mask AP, on the backbones we ran
+    reversed_pairs: list[str]  # pairs ("A/B") the two rankings order the other way round
+    tied_pairs: list[str]  # pairs tied in one ranking and not in the other
+    undertrained: bool  # no backbone reaches UNTRAINED_MASK_AP: no order of ours is a finding
+    best_box: list[str]  # the best backbone by box AP (several when tied)
+    best_mask: list[str]  # the best by mask AP
+    attribute_gap: float  # mask AP minus mask AP^IoU+F1, the mean over the backbones
+    f1_same_order: bool  # mask AP^F1 ranks the backbones as mask AP does
+    fastest: list[str]  # the fastest at inference
+    fastest_ms: float  # its inference ms/image
+    device: Any  # what the fastest was timed on (the speed table's "device")
+    most_accurate: list[str]  # the best by the speed table's mask AP
+    slowdown: dict[str, float]  # with a trade-off: each most accurate backbone's time over the fastest's
+
+    @property
+    def orders_agree(self) -> bool:
+        """Whether our mask AP order and the seed's agree pair by pair, ties included."""
+        return not self.reversed_pairs and not self.tied_pairs
+
+    @property
+    def box_and_mask_agree(self) -> bool:
+        """Whether box AP and mask AP pick the same best backbone."""
+        return self.best_box == self.best_mask
+
+    @property
+    def speed_tradeoff(self) -> bool:
+        """Whether the most accurate backbone is not also the fastest: accuracy costs inference time."""
+        return not set(self.fastest) & set(self.most_accurate)
+
+
+def comparison_verdict(
+    ours: pd.DataFrame, seed: pd.DataFrame, speed: pd.DataFrame, attributes: pd.DataFrame
+) -> ComparisonVerdict | None:
+    """What :func:`ours_table` beside the seed's (:func:`seed_table`), the speed table
+    (:func:`fashionseg.report.timing.speed_table`) and :func:`attribute_table` say; None without a run."""
+    if not len(ours):
+        return None
+    common = [a for a in ours.index if a in seed.index]
+    reversed_pairs, tied_pairs = order_differences(ours["mask_AP"], seed.loc[common, "mask_AP"])
+    ms = speed["inference ms/image"]
+    fastest = rank_groups(ms, decimals=0, ascending=True)[0]
+    accurate = rank_groups(speed["mask AP"])[0]
+    tradeoff = not set(fastest) & set(accurate)
+    return ComparisonVerdict(
+        mask_ranking=rank_groups(ours["mask_AP"]),
+        seed_ranking=rank_groups(seed.loc[common, "mask_AP"]),
+        reversed_pairs=reversed_pairs,
+        tied_pairs=tied_pairs,
+        undertrained=undertrained(ours),
+        best_box=rank_groups(ours["box_AP"])[0],
+        best_mask=rank_groups(ours["mask_AP"])[0],
+        attribute_gap=(attributes["mask AP (IoU)"] - attributes["mask AP (IoU+F1)"]).mean(),
+        f1_same_order=f1_same_order(attributes),
+        fastest=fastest,
+        fastest_ms=ms[fastest[0]],
+        device=speed.loc[fastest[0], "device"],
+        most_accurate=accurate,
+        slowdown={a: ms[a] / ms[fastest[0]] for a in accurate} if tradeoff else {},
+    )
 
 
 def honest_reading(
@@ -282,9 +402,10 @@ def honest_reading(
     conditions: pd.DataFrame | None = None,
     configs: Mapping[str, RunConfig] | None = None,
 ) -> str:
-    """What the numbers do and do not show, in Markdown, composed from the tables (no number typed here);
-    with ``conditions`` (:func:`speed_conditions`) the speed part says at which proposal counts it was timed,
-    and the closing caveats come from the runs' configurations ``configs`` (:func:`limits_reading`).
+    """What the numbers do and do not show, in Markdown: :func:`comparison_verdict` of the tables rendered
+    (no number typed here); with ``conditions`` (:func:`speed_conditions`) the speed part says at which
+    proposal counts it was timed, and the closing caveats come from the runs' configurations ``configs``
+    (:func:`limits_reading`).
 
     Rankings are read at the precision shown (one decimal for AP, whole ms for speed): values equal there
     are reported as ties, never as an order.
@@ -295,27 +416,27 @@ def honest_reading(
     ]
     if missing:
         parts.append(f"**Missing.** No finished run for {', '.join(missing)}; its rows show only the seed.")
-    if len(ours):
+    verdict = comparison_verdict(ours, seed, speed, attributes)
+    if verdict is not None:
         common = [a for a in ours.index if a in seed.index]
         parts.append(
             f"**Accuracy.** By mask AP ours rank {ranking_text(ours['mask_AP'])}; the seed's rank "
             f"{ranking_text(seed.loc[common, 'mask_AP'])}. "
             f"{order_agreement(ours['mask_AP'], seed.loc[common, 'mask_AP'])}"
         )
-        if ours["mask_AP"].max() < UNTRAINED_MASK_AP:
+        if verdict.undertrained:
             parts.append(
                 f"**Undertrained.** {ordering_verdict(ours)} The trade-offs below are no finding either. A "
                 "longer schedule, a GPU or pretrained weights are needed for that (the book's limitations "
                 "page says where the learning curves stand)."
             )
-        top_box, top_mask = rank_groups(ours["box_AP"])[0], rank_groups(ours["mask_AP"])[0]
         parts.append(
-            f"Box AP and mask AP pick the same best backbone ({best_text(ours['mask_AP'])})."
-            if top_box == top_mask
-            else f"Box AP and mask AP disagree on the best backbone ({best_text(ours['box_AP'])} by box, "
-            f"{best_text(ours['mask_AP'])} by mask)."
+            f"Box AP and mask AP pick the same best backbone ({tie_text(verdict.best_mask)})."
+            if verdict.box_and_mask_agree
+            else f"Box AP and mask AP disagree on the best backbone ({tie_text(verdict.best_box)} by box, "
+            f"{tie_text(verdict.best_mask)} by mask)."
         )
-        gap = (attributes["mask AP (IoU)"] - attributes["mask AP (IoU+F1)"]).mean()
+        gap = verdict.attribute_gap
         strict = "Requiring the attributes to match as well (AP^IoU+F1)"
         parts.append(
             (
@@ -329,19 +450,17 @@ def honest_reading(
             + f" {f1_reading(attributes)} AP^F1 scores the attributes of detections wherever they lie, so "
             "it can be high for a backbone that localises nothing."
         )
-        ms = speed["inference ms/image"]
-        fastest = rank_groups(ms, decimals=0, ascending=True)[0]
-        accurate = rank_groups(speed["mask AP"])[0]
-        device = speed.loc[fastest[0], "device"] or "this machine"
-        if set(fastest) & set(accurate):
-            trade = "It is also the most accurate here, so this run shows no speed/accuracy trade-off."
+        if verdict.speed_tradeoff:
+            slower = ", ".join(f"{a} {ratio:.1f}x" for a, ratio in verdict.slowdown.items())
+            trade = (
+                f"The most accurate ({tie_text(verdict.most_accurate)}) takes more inference time: {slower}."
+            )
         else:
-            slower = ", ".join(f"{a} {ms[a] / ms[fastest[0]]:.1f}x" for a in accurate)
-            trade = f"The most accurate ({best_text(speed['mask AP'])}) takes more inference time: {slower}."
-        verb = "is" if len(fastest) == 1 else "are"
+            trade = "It is also the most accurate here, so this run shows no speed/accuracy trade-off."
+        verb = "is" if len(verdict.fastest) == 1 else "are"
         parts.append(
-            f"**Speed.** {best_text(ms, decimals=0, ascending=True)} {verb} the fastest at inference "
-            f"({ms[fastest[0]]:.0f} ms/image on {device}). {trade}"
+            f"**Speed.** {tie_text(verdict.fastest)} {verb} the fastest at inference "
+            f"({verdict.fastest_ms:.0f} ms/image on {verdict.device or 'this machine'}). {trade}"
             + (counts_caveat(conditions) if conditions is not None and len(conditions) else "")
         )
     parts.append(limits_reading(configs or {}))

@@ -100,10 +100,12 @@ def ranking_text(values: pd.Series, decimals: int = 1, ascending: bool = False) 
     )
 
 
+def tie_text(group: Sequence[str]) -> str:
+    """A group of :func:`rank_groups` by name: ``R50-FPN``, or ``R50-C4 and R50-DC5 (tied)``."""
+    return group[0] if len(group) == 1 else f"{and_list(group)} (tied)"
+
+
 def best_text(values: pd.Series, decimals: int = 1, ascending: bool = False) -> str:
     """The best of ``values`` by name, or the tied best: ``R50-FPN``, ``R50-C4 and R50-DC5 (tied)``."""
     groups = rank_groups(values, decimals, ascending)
-    if not groups:
-        return "none"
-    top = groups[0]
-    return top[0] if len(top) == 1 else f"{and_list(top)} (tied)"
+    return tie_text(groups[0]) if groups else "none"

@@ -15,8 +15,7 @@ from matplotlib.figure import Figure
 
 from fashionseg.config import flatten, load_config, to_dict
 from fashionseg.report.render import and_list, ranking_text
-from fashionseg.report.training import key_numbers
-from fashionseg.rundir import METRICS_FILE, RunDir, read_run_configs
+from fashionseg.rundir import METRICS_FILE, RunDir, metric, read_run_configs
 
 # the counts the demo lowers, as the speed table's headers name them
 SPEED_COUNT_LABELS = {
@@ -39,12 +38,11 @@ def speed_table(runs: dict[str, dict[str, Any]]) -> pd.DataFrame:
     """Per backbone: mask AP, box AP, training s/iter and inference ms/image (with the device measured on)."""
     rows = {}
     for arch, m in runs.items():
-        n = key_numbers(m)
         rows[arch] = {
-            "mask AP": n["mask_AP"],
-            "box AP": n["box_AP"],
-            "train s/iter": n["train_s_per_iter"],
-            "inference ms/image": n["inference_ms_per_image"],
+            "mask AP": metric(m, "mask_AP"),
+            "box AP": metric(m, "box_AP"),
+            "train s/iter": metric(m, "train_s_per_iter"),
+            "inference ms/image": metric(m, "inference_ms_per_image"),
             "device": m.get("speed", {}).get("device", ""),
         }
     table = pd.DataFrame.from_dict(rows, orient="index")

@@ -18,11 +18,11 @@ from matplotlib.figure import Figure
 from fashionseg.config import RunConfig, flatten, to_dict
 from fashionseg.models.trunk import is_trunk
 from fashionseg.report.render import number
-from fashionseg.rundir import RunDir, metric
+from fashionseg.rundir import RunDir
 
 # Table I's columns, in the seed's order (names of fashionseg.rundir.METRICS)
 TABLE1_METRICS = ("box_AP", "mask_AP", "box_AP50", "mask_AP50", "box_AP75", "mask_AP75")
-# a run's headline numbers, glued by notebook 02 as <arch>_<name>
+# a run's headline numbers (names of fashionseg.rundir.METRICS), glued by notebook 02 as <arch>_<name>
 KEY_NUMBERS = (
     *TABLE1_METRICS,
     "box_AP_iou_f1",
@@ -34,12 +34,6 @@ KEY_NUMBERS = (
 )
 IOU_TYPES = {"bbox": "box", "segm": "mask"}
 METRIC_FAMILIES = {"coco": "AP (IoU)", "iou_f1": "AP (IoU+F1)", "f1": "AP (F1)"}
-
-
-def key_numbers(metrics: dict[str, Any]) -> dict[str, float]:
-    """The headline numbers of one run (:data:`KEY_NUMBERS`): Table I's six APs, box/mask AP^{IoU+F1} and
-    AP^{F1}, and the two speeds; NaN where ``metrics`` lacks one."""
-    return {name: metric(metrics, name) for name in KEY_NUMBERS}
 
 
 def metrics_table(metrics: dict[str, Any]) -> pd.DataFrame:
