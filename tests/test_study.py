@@ -275,6 +275,18 @@ def test_runner_retrains_when_parameters_or_config_change_or_forced(plan):
     edited = FakeExecutor()
     study.run_notebooks(longer, edited, log=lambda _: None)
     assert [c[1] for c in edited.calls if c[0] == study.TRAIN_NOTEBOOK] == ["R50-DC5"]
+    # ... and retrained in place: train() would refuse a finished run of another configuration
+    assert [p["overwrite"] for name, p in edited.parameters if name == study.TRAIN_NOTEBOOK] == [True]
+
+    # whether a run was allowed to replace another is no part of what it is: a notebook stored with
+    # overwrite=False (by an older study) is still finished
+    notebook = plan.results / "R50-FPN" / study.TRAIN_NOTEBOOK
+    stored = json.loads(notebook.read_text())
+    stored["metadata"]["papermill"]["parameters"]["overwrite"] = False
+    notebook.write_text(json.dumps(stored))
+    again = FakeExecutor()
+    study.run_notebooks(longer, again, log=lambda _: None)
+    assert [c[1] for c in again.calls if c[0] == study.TRAIN_NOTEBOOK] == []
 
     # results committed without their checkpoints (results/demo in a fresh clone) are trained again
     (plan.results / "R50-C4" / "model_final.pt").unlink()

@@ -146,7 +146,9 @@ class StudyPlan:
             "output_dir": str(self.results),
             **self.parameters,
             "overrides": self.overrides,
-            "overwrite": self.force,
+            # the study owns its results folder: a run it does not reuse (stale, or --force) is retrained
+            # in place, also when the preset's configuration changed since (train() refuses that by default)
+            "overwrite": True,
         }
 
     def seed_train_parameters(self, arch: str, seed: int) -> dict[str, Any]:
@@ -266,6 +268,10 @@ def parse_seeds(text: str) -> tuple[int, ...]:
     return seeds
 
 
+def _without(parameters: dict[str, Any], key: str) -> dict[str, Any]:
+    return {k: v for k, v in parameters.items() if k != key}
+
+
 def stored_parameters(notebook: Path) -> dict[str, Any] | None:
     """The parameters papermill stored in an executed notebook, or None if it is missing or failed."""
     if not notebook.is_file():
@@ -299,7 +305,8 @@ def run_finished(notebook: Path, parameters: dict[str, Any]) -> bool:
     (so an edited preset file also triggers a new run) and it was trained by today's training code
     (``env.json``'s ``training_code``, a hash of the files that decide the result). Content decides,
     never paths or modification times."""
-    if stored_parameters(notebook) != parameters:
+    stored = stored_parameters(notebook)
+    if stored is None or _without(stored, "overwrite") != _without(parameters, "overwrite"):
         return False
     run = RunDir.of(parameters["output_dir"], parameters["arch"])
     if not run.has(METRICS_FILE, MODEL_FILE, CONFIG_FILE, ENV_FILE):
