@@ -5,7 +5,7 @@ package, driven by Playwright), uploads the synthetic example image, waits for t
 table, and saves a full-page screenshot. Run it after ``make study`` so that the picture shows the committed
 demo model:
 
-    python scripts/app_screenshot.py --score-threshold 0.15          # the book's picture (demo model)
+    python scripts/app_screenshot.py                                 # the book's picture (demo model)
     python scripts/app_screenshot.py --weights runs/demo/R50-C4 --out /tmp/app.png
 """
 
