@@ -173,15 +173,56 @@ def test_the_seeds_claims_are_checked_against_the_runs():
     verdicts = _verdicts(table, equal_time)
     assert verdicts["fpn-less-accurate-early"] == "refuted"
     assert verdicts["c4-most-accurate"] == "refuted"
-    answer = multiseed.answer_text(table, multiseed.pairwise_differences(table), equal_time, 600.0)
-    assert answer.startswith("At equal iterations the most accurate backbone is R50-FPN: mask AP R50-FPN 6.1")
-    assert "Its lead over R50-C4 and R50-DC5 exceeds the seed-to-seed spread." in answer
-    assert "R50-FPN trains fastest (0.50 s per iteration, median over seeds)" in answer
+
+
+def test_the_answer_names_the_best_its_clear_leads_and_the_fastest():
+    table, equal_time = _claims_inputs([6.0, 6.1, 6.2], [5.0, 5.1, 5.2], [3.0, 3.1, 3.2])
+    answer = multiseed.seed_answer(table, multiseed.pairwise_differences(table), equal_time)
+    assert answer.best == "R50-FPN" and answer.ranking == ["R50-FPN", "R50-C4", "R50-DC5"]
+    assert answer.accuracy.loc["R50-FPN", "mean"] == pytest.approx(6.1)
+    assert answer.seeds == 3
+    # FPN leads C4 by 1.0 and DC5 by 3.0, both more than the seed ranges (0.2)
+    assert answer.clear_leads == ["R50-C4", "R50-DC5"] and answer.open_leads == []
+    assert list(answer.equal_time) == ["R50-FPN", "R50-C4", "R50-DC5"]  # equal_time holds the same values
+    assert answer.equal_time["R50-DC5"] == pytest.approx(3.1)
+    assert (answer.fastest, answer.fastest_s_per_iter) == ("R50-FPN", 0.5)  # _claims_inputs' speeds
+
+    noisy = _table(
+        {"R50-FPN": [6.0, 7.0, 5.0], "R50-C4": [5.5, 6.0, 5.0], "R50-DC5": [1.0, 1.1, 1.2]},
+        train_s_per_iter={"R50-FPN": [2.0] * 3, "R50-C4": [1.0] * 3, "R50-DC5": [1.5] * 3},
+    )
+    timed = noisy[["mask_AP"]].rename(columns={"mask_AP": "segm_AP"})
+    answer = multiseed.seed_answer(noisy, multiseed.pairwise_differences(noisy), timed)
+    assert answer.clear_leads == ["R50-DC5"] and answer.open_leads == ["R50-C4"]  # 0.5 within range 2.0
+    assert answer.fastest == "R50-C4"
 
     one = _table({"R50-FPN": [2.0], "R50-C4": [1.0]}, train_s_per_iter={"R50-FPN": [0.5], "R50-C4": [1.0]})
     timed = one[["mask_AP"]].rename(columns={"mask_AP": "segm_AP"})
-    answer = multiseed.answer_text(one, multiseed.pairwise_differences(one), timed, 60.0)
-    assert "R50-FPN 2.0; R50-C4 1.0 (one seed). With one seed no seed-to-seed spread was measured" in answer
+    answer = multiseed.seed_answer(one, multiseed.pairwise_differences(one), timed)
+    assert answer.seeds == 1 and answer.clear_leads == [] and answer.open_leads == ["R50-C4"]
+
+
+def test_answer_text_renders_the_answer():
+    noisy = _table(
+        {"R50-FPN": [6.0, 7.0, 5.0], "R50-C4": [5.5, 6.0, 5.0], "R50-DC5": [1.0, 1.1, 1.2]},
+        train_s_per_iter={"R50-FPN": [2.0] * 3, "R50-C4": [1.0] * 3, "R50-DC5": [1.5] * 3},
+    )
+    timed = noisy[["mask_AP"]].rename(columns={"mask_AP": "segm_AP"})
+    pairs = multiseed.pairwise_differences(noisy)
+    answer = multiseed.seed_answer(noisy, pairs, timed)
+    text = multiseed.answer_text(noisy, pairs, timed, 600.0)
+    assert text.startswith(f"At equal iterations the most accurate backbone is {answer.best}: mask AP ")
+    assert f"{answer.best} {multiseed.mean_sd_text(answer.accuracy.loc[answer.best])};" in text
+    assert f"over {answer.seeds} seeds" in text
+    assert f"Its lead over {answer.clear_leads[0]} exceeds" in text
+    assert f"over {answer.open_leads[0]} it does not" in text
+    assert " > ".join(f"{a} ({ap:.1f})" for a, ap in answer.equal_time.items()) in text
+    assert f"{answer.fastest} trains fastest ({answer.fastest_s_per_iter:.2f} s per iteration" in text
+    one = _table({"R50-FPN": [2.0], "R50-C4": [1.0]}, train_s_per_iter={"R50-FPN": [0.5], "R50-C4": [1.0]})
+    timed = one[["mask_AP"]].rename(columns={"mask_AP": "segm_AP"})
+    assert "With one seed no seed-to-seed spread" in multiseed.answer_text(
+        one, multiseed.pairwise_differences(one), timed, 60.0
+    )
 
 
 def test_equal_time_reads_each_run_at_the_fastest_backbones_end(tmp_path):

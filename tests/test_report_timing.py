@@ -33,15 +33,44 @@ def test_speed_conditions_and_note_state_counts_batches_warmup_and_threads(tmp_p
     assert conditions["inference batch"].tolist() == [4, 4, 4]
     assert conditions["warm-up batches"].tolist() == [WARMUP_BATCHES] * 3 == [0, 0, 0]
     assert conditions["threads"].tolist() == [2, 2, 2]
+
+    verdict = timing.timing_conditions(conditions)
+    assert verdict.backbones == archs
+    columns = [f"{label} (detectron2: {d2[key]})" for key, label in timing.SPEED_COUNT_LABELS.items()]
+    assert verdict.detectron2 == {column: d2[key] for column, key in zip(columns, d2, strict=True)}
+    for key, column in zip(timing.SPEED_COUNT_LABELS, columns, strict=True):
+        values = [_demo_count(arch, key) for arch in archs]
+        having = {v: [a for a, w in zip(archs, values, strict=True) if w == v] for v in values}
+        assert verdict.counts[column] == having
+    # every backbone shares the batch, the images timed, the threads and the device; none warmed up
+    assert {k: verdict.shared[k] for k in ("inference batch", "images timed", "threads", "device")} == {
+        "inference batch": 4,
+        "images timed": 40,
+        "threads": 2,
+        "device": "cpu",
+    }
+    assert verdict.no_warmup == (WARMUP_BATCHES == 0)
+    # R50-C4 is flattered exactly when the backbones' proposal counts differ
+    proposals = {_demo_count(arch, "model.rpn_post_nms_top_n_test") for arch in archs}
+    assert verdict.equal_proposals == (len(proposals) == 1) and verdict.c4_flattered == (len(proposals) > 1)
+
+
+def test_speed_note_renders_the_conditions(tmp_path):
+    archs = ["R50-FPN", "R50-C4", "R50-DC5"]
+    for arch in archs:
+        run_folder(tmp_path, arch)
+    conditions = timing.speed_conditions(tmp_path, archs)
+    verdict = timing.timing_conditions(conditions)
     note = timing.speed_note(conditions)
-    assert "in batches of 4, with no warm-up" in note and "with 2 CPU threads" in note
-    for column in conditions.columns[: len(timing.SPEED_COUNT_LABELS)]:
+    assert f"in batches of {verdict.shared['inference batch']}, with no warm-up" in note
+    assert f"with {verdict.shared['threads']} CPU threads" in note
+    for column in verdict.detectron2:
         assert timing.count_text(conditions, column) in note
-    # the caveat is there exactly when the backbones' proposal counts differ
-    proposals = [_demo_count(arch, "model.rpn_post_nms_top_n_test") for arch in archs]
-    assert ("not at equal counts" in note) == (len(set(proposals)) > 1)
+        assert f"(detectron2: {verdict.detectron2[column]})" in note
+    assert ("not at equal counts" in note) == verdict.c4_flattered
     assert "benchmarks/inference_speed.py" in note
     assert "`" not in note  # pasted as plain text (glue:text): no Markdown
+    assert timing.speed_note(conditions.iloc[:0]).startswith("No backbone has a finished run")
 
 
 def test_count_text_names_each_value_with_its_backbones():
@@ -56,10 +85,15 @@ def test_speed_conditions_read_what_evaluate_run_records(tmp_path):
     conditions = timing.speed_conditions(tmp_path, ["R50-C4"])
     assert conditions.loc["R50-C4", "inference batch"] == 1
     assert conditions.loc["R50-C4", "images timed"] == 40
-    note = timing.speed_note(conditions)
-    assert "in batches of 1" in note and "with 8 CPU threads" in note
-    assert "not at equal counts" not in note  # one run: nothing to compare
-    assert timing.speed_note(conditions.iloc[:0]).startswith("No backbone has a finished run")
+    verdict = timing.timing_conditions(conditions)
+    assert (verdict.shared["inference batch"], verdict.shared["threads"]) == (1, 8)
+    assert verdict.equal_proposals and not verdict.c4_flattered  # one run: nothing to compare
+    # backbones timed differently share nothing but what they agree on
+    run_folder(tmp_path, "R50-FPN", threads=2, batch_size=4)
+    mixed = timing.timing_conditions(timing.speed_conditions(tmp_path, ["R50-C4", "R50-FPN"]))
+    assert "inference batch" not in mixed.shared and "threads" not in mixed.shared
+    assert mixed.counts["inference batch"] == {1: ["R50-C4"], 4: ["R50-FPN"]}
+    assert mixed.shared["images timed"] == 40
 
 
 def test_inference_at_detectron2s_counts_is_read_from_the_benchmark_file(tmp_path):
@@ -85,9 +119,14 @@ def test_inference_at_detectron2s_counts_is_read_from_the_benchmark_file(tmp_pat
         "rows": rows,
     }
     (tmp_path / timing.INFERENCE_SPEED_FILE).write_text(json.dumps(record))
+    both = timing.at_both_counts(record)
+    assert list(both) == ["R50-C4"] and (both["R50-C4"].demo, both["R50-C4"].detectron2) == tuple(rows)
+    assert both["R50-C4"].slowdown == rows[1]["ms_per_image"] / rows[0]["ms_per_image"]
+    assert timing.at_both_counts({"rows": rows[:1]}) == {}  # measured at one count only: left out
     text = timing.inference_speed_text(tmp_path)
     assert "(1000 proposals, at most 100 detections an image)" in text
-    assert "R50-C4 900 ms/image at 1000 proposals against 200 at the demo's 50 (4.5x)" in text
+    slowdown = both["R50-C4"].slowdown
+    assert f"R50-C4 900 ms/image at 1000 proposals against 200 at the demo's 50 ({slowdown:.1f}x)" in text
     assert "batch 1, 2 threads, 2 warm-up batches, the median over 24 validation images, fp32" in text
     for row, gflops, share in zip(rows, (300.0, 450.0), (0.4, 0.6), strict=True):
         row.update(gflops=gflops, share_of_peak=share)
@@ -153,11 +192,11 @@ def test_counts_caveat_names_the_proposal_counts_and_whether_they_differ():
     d2 = timing.detectron2_counts()["model.rpn_post_nms_top_n_test"]
     column = f"test proposals (detectron2: {d2})"
     equal = pd.DataFrame({column: [50, 50], "training batch": [2, 4]}, index=["A", "B"])
-    assert timing.counts_caveat(equal) == (
-        f" These timings are at the demo's test proposal counts, 50, not detectron2's {d2}."
-    )
+    assert timing.value_groups(equal, column) == {50: ["A", "B"]}
+    assert f"counts, 50, not detectron2's {d2}." in timing.counts_caveat(equal)
     # the first column is the proposal count, whatever the later columns hold
     unequal = pd.DataFrame({column: [100, 50, 50], "training batch": [2, 2, 2]}, index=["A", "B", "C"])
+    assert timing.value_groups(unequal, column) == {100: ["A"], 50: ["B", "C"]}
     caveat = timing.counts_caveat(unequal)
     assert f"counts, {timing.count_text(unequal, column)}, not detectron2's {d2}" in caveat
     assert caveat.endswith(", and not equal across the backbones.")

@@ -71,16 +71,39 @@ def test_false_discoveries_are_unplanted_or_wrong_way_trends_that_pass_the_fdr()
     )
 
     recovery = compare_changes({"planted": planted, **changes}, [*planted["feature"], "skirt"])
-    assert findings.recovered_trends(recovery) == {"ground truth": 3, "model": 0}
-    control = recovery.xs("p_trend", axis=1, level=1).loc["skirt"]
-    text = findings.trends_reading(240, 4, 3, {"ground truth": 3, "model": 0}, found, sources, control, 0.05)
-    assert "Trends found by the ground truth that were not planted (q < 0.05, false discoveries): 0." in text
-    assert (
-        "Trends found by the model that were not planted (q < 0.05, false discoveries): 2 (hat, shoe)."
-        in text
+    recovered = findings.recovered_trends(recovery)
+    assert recovered == {"ground truth": len(planted), "model": 0}  # the model finds hat the other way
+    verdict = findings.trends_verdict(recovered, found, sources)
+    assert verdict.recovered == recovered
+    assert verdict.false_discoveries == {"ground truth": [], "model": ["hat", "shoe"]}
+    assert verdict.model_lost_trends and verdict.model_adds_trends
+    # the same counts the other way round: the model neither loses nor adds a trend
+    calm = findings.trends_verdict({"ground truth": 1, "model": 2}, found[found["feature"] == "x"], sources)
+    assert calm.false_discoveries == {"ground truth": [], "model": []}
+    assert not calm.model_lost_trends and not calm.model_adds_trends
+
+
+def test_trends_reading_renders_the_verdict():
+    planted = PlantedTrends().change()
+    found = pd.DataFrame(
+        {
+            "source": ["model", "model"],
+            "feature": ["hat", "shoe"],
+            "why": ["planted the other way", "not planted"],
+        }
     )
-    assert "The flat control (skirt) gives p = 1.00 on the ground truth." in text
-    assert "the model's" in text
+    sources = ["ground truth", "model"]
+    recovered = {"ground truth": len(planted), "model": 0}
+    control = pd.Series({"ground truth": 1.0, "model": 0.25}, name="skirt")
+    verdict = findings.trends_verdict(recovered, found, sources)
+    text = findings.trends_reading(240, 4, len(planted), recovered, found, sources, control, 0.05)
+    assert f"by the model: {verdict.recovered['model']} of {len(planted)}." in text
+    assert "(q < 0.05, false discoveries): 2 (hat, shoe)." in text
+    assert "The flat control (skirt) gives p = 0.25 on the model." in text
+    assert "the model lost it" in text and "is the model's" in text  # the two verdicts' sentences
+    even = {"ground truth": 3, "model": 3}
+    fine = findings.trends_reading(240, 4, 3, even, found.iloc[:0], sources, control, 0.05)
+    assert "the model lost it" not in fine and "is the model's" not in fine
 
 
 def test_the_trends_notebooks_tables_come_from_findings():

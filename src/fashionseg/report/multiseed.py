@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -459,22 +460,57 @@ def claims_text(claims: pd.DataFrame) -> str:
     return "; ".join(f"claim {i}: {v}" for i, v in claims["verdict"].items()) + "."
 
 
-def answer_text(
-    table: pd.DataFrame, pairs: pd.DataFrame, equal_time: pd.DataFrame, budget_seconds: float
-) -> str:
-    """The study's answer in a paragraph: which backbone to pick at this short schedule, and how sure."""
+@dataclass(frozen=True)
+class SeedAnswer:
+    """The study's answer as data (:func:`seed_answer`), which :func:`answer_text` renders."""
+
+    accuracy: pd.DataFrame  # :func:`spread` of mask AP at equal iterations, one row per backbone
+    ranking: list[str]  # the backbones by mean mask AP at equal iterations, best first
+    seeds: int  # the fewest seeds a backbone has runs of
+    clear_leads: list[str]  # the backbones the best leads by more than the seed spread
+    open_leads: list[str]  # the others it leads (within the spread, tied, or one seed)
+    equal_time: dict[str, float]  # mean mask AP at equal training time, best first
+    fastest: str  # the backbone with the lowest median training seconds per iteration
+    fastest_s_per_iter: float  # that median
+
+    @property
+    def best(self) -> str:
+        """The most accurate backbone at equal iterations."""
+        return self.ranking[0]
+
+
+def seed_answer(table: pd.DataFrame, pairs: pd.DataFrame, equal_time: pd.DataFrame) -> SeedAnswer:
+    """Which backbone to pick and how sure, from :func:`seed_metrics`' ``table``, its
+    :func:`pairwise_differences` ``pairs`` and the equal-time values (:func:`at_time`)."""
     acc = spread(table, "mask_AP")
     timed = spread(equal_time, "segm_AP")
     train = spread(table, "train_s_per_iter")
-    seeds = int(acc["seeds"].min())
     ranked = _ranked(acc)
-    best = ranked[0]
-    beaten = [p for p in pairs.index if p.startswith(f"{best} - ")]
+    beaten = [p for p in pairs.index if p.startswith(f"{ranked[0]} - ")]
     clear = [p.split(" - ")[1] for p in beaten if pairs.loc[p, "verdict"] == "exceeds the seed spread"]
-    unclear = [p.split(" - ")[1] for p in beaten if p.split(" - ")[1] not in clear]
+    fastest = train["median"].idxmin()
+    return SeedAnswer(
+        accuracy=acc,
+        ranking=ranked,
+        seeds=int(acc["seeds"].min()),
+        clear_leads=clear,
+        open_leads=[p.split(" - ")[1] for p in beaten if p.split(" - ")[1] not in clear],
+        equal_time={a: timed.loc[a, "mean"] for a in _ranked(timed)},
+        fastest=fastest,
+        fastest_s_per_iter=train.loc[fastest, "median"],
+    )
+
+
+def answer_text(
+    table: pd.DataFrame, pairs: pd.DataFrame, equal_time: pd.DataFrame, budget_seconds: float
+) -> str:
+    """The study's answer in a paragraph (:func:`seed_answer`): which backbone to pick at this short
+    schedule, and how sure."""
+    answer = seed_answer(table, pairs, equal_time)
+    seeds, clear, unclear = answer.seeds, answer.clear_leads, answer.open_leads
     text = (
-        f"At equal iterations the most accurate backbone is {best}: mask AP "
-        + "; ".join(f"{a} {mean_sd_text(acc.loc[a])}" for a in ranked)
+        f"At equal iterations the most accurate backbone is {answer.best}: mask AP "
+        + "; ".join(f"{a} {mean_sd_text(answer.accuracy.loc[a])}" for a in answer.ranking)
         + (f" (mean ± standard deviation over {seeds} seeds). " if seeds > 1 else " (one seed). ")
     )
     if seeds < 2:
@@ -485,13 +521,12 @@ def answer_text(
             text += f"; over {and_list(unclear)} it does not. " if unclear else ". "
         else:
             text += "None of its leads exceeds the seed-to-seed spread. "
-    timed_ranked = _ranked(timed)
     text += (
         f"At equal training time ({budget_seconds / 60:.1f} minutes on this machine, when the fastest run "
-        f"ends) the order is " + " > ".join(f"{a} ({timed.loc[a, 'mean']:.1f})" for a in timed_ranked) + ". "
+        f"ends) the order is " + " > ".join(f"{a} ({ap:.1f})" for a, ap in answer.equal_time.items()) + ". "
     )
-    fastest = train["median"].idxmin()
     text += (
-        f"{fastest} trains fastest ({train.loc[fastest, 'median']:.2f} s per iteration, median over seeds)."
+        f"{answer.fastest} trains fastest ({answer.fastest_s_per_iter:.2f} s per iteration, median over "
+        "seeds)."
     )
     return text

@@ -4,6 +4,7 @@ misses, from :mod:`fashionseg.evaluation.per_image`'s tables."""
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -47,33 +48,75 @@ def pick_images(
     return [rest[i] for i in picks], failures
 
 
-def failure_caption(quality: dict[str, pd.DataFrame], failures: Sequence[int]) -> str:
-    """What the failure images shown are and how they were chosen, true also when they tie (one or two
-    sentences; plain text, to paste with glue)."""
-    order = _failure_order(quality)
+@dataclass(frozen=True)
+class FailureChoice:
+    """How the failure images shown were chosen (:func:`failure_choice`), which :func:`failure_caption`
+    renders."""
+
+    images: int  # validation images with ground truth
+    backbones: int  # the backbones the IoUs are averaged and the misses summed over
+    mean_iou: list[float]  # each image shown: its mean mask IoU over the backbones
+    missed: list[float]  # each image shown: its ground-truth instances missed, summed over the backbones
+    zero_iou: int  # images at mean IoU 0 for every backbone
+    boundary: float  # the highest mean IoU shown, at two decimals
+    tied: int  # images at that mean IoU, shown or not
+    tied_shown: int  # images shown at that mean IoU
+
+    @property
+    def unranked(self) -> bool:
+        """Whether IoU cannot rank them: every image shown, and more besides, is at mean IoU 0, so the misses
+        chose them."""
+        return all(v == 0 for v in self.mean_iou) and self.zero_iou > len(self.mean_iou)
+
+    @property
+    def ties_broken(self) -> bool:
+        """Whether more images tie at the boundary IoU than are shown at it: the misses chose among them."""
+        return self.tied > self.tied_shown
+
+
+def failure_choice(quality: dict[str, pd.DataFrame], failures: Sequence[int]) -> FailureChoice | None:
+    """What :func:`pick_images`' ``failures`` are, from the backbones' ``quality`` (image id -> mean IoU,
+    missed, instances; :func:`fashionseg.evaluation.per_image.image_quality`); None without failures."""
     if not failures:
-        return "No validation image has ground truth to fail on."
+        return None
+    order = _failure_order(quality)
     shown = order.loc[list(failures)]
-    n_images, k = len(order), len(failures)
-    zero = order[order["mean_iou"] == 0]
-    missed = ", ".join(f"{m:.0f}" for m in shown["missed"])
-    per = f"summed over the {len(quality)} backbones" if len(quality) > 1 else "by the backbone"
-    if (shown["mean_iou"] == 0).all() and len(zero) > k:
-        return (
-            f"{len(zero)} of the {n_images} validation images have mean mask IoU 0 for every backbone: no "
-            f"detection covers any of their ground truth, so IoU cannot rank them. Shown are the {k} of them "
-            f"with the most ground-truth instances missed ({missed}, {per})."
-        )
     boundary = shown["rounded_iou"].max()
-    tied = order[order["rounded_iou"] == boundary]
-    text = (
-        f"The {k} validation images of {n_images} whose ground truth the backbones cover worst: lowest mean "
-        f"mask IoU, averaged over the backbones ({', '.join(f'{v:.2f}' for v in shown['mean_iou'])})."
+    return FailureChoice(
+        images=len(order),
+        backbones=len(quality),
+        mean_iou=shown["mean_iou"].tolist(),
+        missed=shown["missed"].tolist(),
+        zero_iou=int((order["mean_iou"] == 0).sum()),
+        boundary=boundary,
+        tied=int((order["rounded_iou"] == boundary).sum()),
+        tied_shown=int((shown["rounded_iou"] == boundary).sum()),
     )
-    if len(tied) > len(shown[shown["rounded_iou"] == boundary]):
+
+
+def failure_caption(quality: dict[str, pd.DataFrame], failures: Sequence[int]) -> str:
+    """What the failure images shown are and how they were chosen (:func:`failure_choice`), true also when
+    they tie (one or two sentences; plain text, to paste with glue)."""
+    choice = failure_choice(quality, failures)
+    if choice is None:
+        return "No validation image has ground truth to fail on."
+    k = len(choice.mean_iou)
+    missed = ", ".join(f"{m:.0f}" for m in choice.missed)
+    per = f"summed over the {choice.backbones} backbones" if choice.backbones > 1 else "by the backbone"
+    if choice.unranked:
+        return (
+            f"{choice.zero_iou} of the {choice.images} validation images have mean mask IoU 0 for every "
+            "backbone: no detection covers any of their ground truth, so IoU cannot rank them. Shown are the "
+            f"{k} of them with the most ground-truth instances missed ({missed}, {per})."
+        )
+    text = (
+        f"The {k} validation images of {choice.images} whose ground truth the backbones cover worst: lowest "
+        f"mean mask IoU, averaged over the backbones ({', '.join(f'{v:.2f}' for v in choice.mean_iou)})."
+    )
+    if choice.ties_broken:
         text += (
-            f" {len(tied)} images tie at mean IoU {boundary:.2f}; among them those with the most instances "
-            f"missed are shown ({missed}, {per})."
+            f" {choice.tied} images tie at mean IoU {choice.boundary:.2f}; among them those with the most "
+            f"instances missed are shown ({missed}, {per})."
         )
     return text
 
@@ -107,24 +150,48 @@ def missed_categories_table(misses: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
     return table.drop(columns="instances")
 
 
-def missed_categories_text(misses: Mapping[str, pd.DataFrame]) -> str:
-    """Which categories each backbone misses entirely, and its most missed one otherwise (one sentence
-    per backbone, from :func:`fashionseg.evaluation.per_image.missed_by_category`)."""
-    sentences = []
+@dataclass(frozen=True)
+class CategoryMisses:
+    """What one backbone misses by category (:func:`category_misses`), which :func:`missed_categories_text`
+    renders."""
+
+    categories: int  # categories with validation instances
+    missed_entirely: list[str]  # those of which it misses every instance
+    worst: str | None = None  # when it misses none entirely: the category with the largest share missed
+    worst_missed: int = 0  # its instances missed
+    worst_instances: int = 0  # its instances
+
+
+def category_misses(misses: Mapping[str, pd.DataFrame]) -> dict[str, CategoryMisses]:
+    """Per backbone, its :func:`fashionseg.evaluation.per_image.missed_by_category` table as a verdict."""
+    out = {}
     for arch, m in misses.items():
         present = m[m["instances"] > 0]
-        every = [f"“{c}”" for c in present.index if present.loc[c, "missed"] == present.loc[c, "instances"]]
+        every = [str(c) for c in present.index if present.loc[c, "missed"] == present.loc[c, "instances"]]
+        if every or not len(present):
+            out[arch] = CategoryMisses(len(present), every)
+        else:
+            worst = present["missed_share"].astype(float).idxmax()
+            missed, instances = int(present.loc[worst, "missed"]), int(present.loc[worst, "instances"])
+            out[arch] = CategoryMisses(len(present), every, str(worst), missed, instances)
+    return out
+
+
+def missed_categories_text(misses: Mapping[str, pd.DataFrame]) -> str:
+    """Which categories each backbone misses entirely, and its most missed one otherwise (one sentence
+    per backbone, from :func:`category_misses`)."""
+    sentences = []
+    for arch, verdict in category_misses(misses).items():
+        every = [f"“{c}”" for c in verdict.missed_entirely]
+        n = verdict.categories
         if every:
-            share = (
-                f"all {len(present)}" if len(every) == len(present) else f"{len(every)} of the {len(present)}"
-            )
+            share = f"all {n}" if len(every) == n else f"{len(every)} of the {n}"
             sentences.append(
                 f"{arch} misses every validation instance of {share} categories: {and_list(every)}."
             )
-        elif len(present):
-            worst = present["missed_share"].astype(float).idxmax()
+        elif verdict.worst is not None:
             sentences.append(
-                f"{arch} finds at least one instance of every category; it misses most of “{worst}” "
-                f"({int(present.loc[worst, 'missed'])} of {int(present.loc[worst, 'instances'])})."
+                f"{arch} finds at least one instance of every category; it misses most of "
+                f"“{verdict.worst}” ({verdict.worst_missed} of {verdict.worst_instances})."
             )
     return " ".join(sentences)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import functools
 import json
 from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -76,63 +77,107 @@ def speed_conditions(results_dir: str | Path, archs: Iterable[str]) -> pd.DataFr
     return table
 
 
+def value_groups(conditions: pd.DataFrame, column: str) -> dict[Any, list[str]]:
+    """A column of :func:`speed_conditions` as data: each value (missing ones left out) with the backbones
+    that have it, in the table's order."""
+    groups = conditions.groupby(column, sort=False).groups
+    return {value: [str(arch) for arch in archs] for value, archs in groups.items()}
+
+
+def _groups_text(groups: dict[Any, list[str]]) -> str:
+    """:func:`value_groups` in words: ``50`` when every backbone has it, else ``100 (R50-FPN) and 50 (R50-C4,
+    R50-DC5)``."""
+    if len(groups) == 1:
+        return str(next(iter(groups)))
+    return and_list([f"{value} ({', '.join(archs)})" for value, archs in groups.items()])
+
+
 def count_text(conditions: pd.DataFrame, column: str) -> str:
     """A column of :func:`speed_conditions` in words: ``50`` when every backbone has it, else
     ``100 (R50-FPN) and 50 (R50-C4, R50-DC5)``."""
-    groups = conditions.groupby(column, sort=False).groups
-    if len(groups) == 1:
-        return str(next(iter(groups)))
-    return and_list([f"{value} ({', '.join(map(str, archs))})" for value, archs in groups.items()])
+    return _groups_text(value_groups(conditions, column))
 
 
 def counts_caveat(conditions: pd.DataFrame) -> str:
-    """The sentence the reading adds to its speed part: the test proposal counts of the timings."""
-    column = conditions.columns[0]
+    """The sentence the reading adds to its speed part: the test proposal counts of the timings (the first
+    column of :func:`speed_conditions`), and whether they differ across the backbones."""
+    proposals = value_groups(conditions, conditions.columns[0])
     return (
-        f" These timings are at the demo's test proposal counts, {count_text(conditions, column)}, not "
+        f" These timings are at the demo's test proposal counts, {_groups_text(proposals)}, not "
         f"detectron2's {detectron2_counts()['model.rpn_post_nms_top_n_test']}"
-        + (", and not equal across the backbones" if conditions[column].nunique() > 1 else "")
+        + (", and not equal across the backbones" if len(proposals) > 1 else "")
         + "."
+    )
+
+
+@dataclass(frozen=True)
+class TimingConditions:
+    """What the timings were measured under, as data (:func:`timing_conditions`), which :func:`speed_note`
+    renders."""
+
+    backbones: list[str]  # the rows of speed_conditions
+    counts: dict[str, dict[Any, list[str]]]  # every column: its values, each with its backbones
+    shared: dict[str, Any]  # the columns every backbone has one value of: that value (the first row's)
+    detectron2: dict[str, int]  # the three count columns (test proposals, training RoIs, detections)
+    no_warmup: bool  # every backbone timed every batch, the first included
+
+    @property
+    def equal_proposals(self) -> bool:
+        """Whether every backbone was timed at the same number of test proposals."""
+        return len(self.counts[next(iter(self.detectron2))]) <= 1
+
+    @property
+    def c4_flattered(self) -> bool:
+        """Whether R50-C4, whose inference time grows with the proposals the most, was timed at other
+        counts than the others: the timings are not at equal counts."""
+        return not self.equal_proposals and "R50-C4" in self.backbones
+
+
+def timing_conditions(conditions: pd.DataFrame) -> TimingConditions:
+    """:func:`speed_conditions`' table as a verdict (it must have a row)."""
+    first = conditions.iloc[0]
+    return TimingConditions(
+        backbones=[str(arch) for arch in conditions.index],
+        counts={column: value_groups(conditions, column) for column in conditions},
+        shared={c: first[c] for c in conditions if conditions[c].nunique() == 1},
+        detectron2=dict(zip(conditions.columns[:3], detectron2_counts().values(), strict=True)),
+        no_warmup=bool((conditions["warm-up batches"] == 0).all()),
     )
 
 
 def speed_note(conditions: pd.DataFrame) -> str:
     """How the timings of :func:`speed_table` were measured and what the demo's counts do to them, in one
-    paragraph of plain text (to paste with glue), from :func:`speed_conditions`."""
+    paragraph of plain text (to paste with glue), from :func:`speed_conditions` as
+    :func:`timing_conditions` reads it."""
     if not len(conditions):
         return "No backbone has a finished run, so there are no timings."
 
-    first = conditions.iloc[0]
-    same = {c: conditions[c].nunique() == 1 for c in conditions}
-    proposals, rois, detections = (c for c in conditions.columns[: len(SPEED_COUNT_LABELS)])
+    v = timing_conditions(conditions)
+    shared = v.shared
     text = [
         "Training s/iter is the median of the logged intervals at "
-        + f"batch {count_text(conditions, 'training batch')}"
+        + f"batch {_groups_text(v.counts['training batch'])}"
         + "; inference ms/image is the model's time over "
         + (
-            f"the {first['images timed']} validation images"
-            if same["images timed"]
+            f"the {shared['images timed']} validation images"
+            if "images timed" in shared
             else "the validation images"
         )
         + ", predicted "
-        + (f"in batches of {first['inference batch']}" if same["inference batch"] else "in batches")
-        + (
-            ", with no warm-up (the first batch is timed too)"
-            if (conditions["warm-up batches"] == 0).all()
-            else ""
-        )
-        + (f", on {first['device']}" if same["device"] and first["device"] else "")
-        + (f" with {first['threads']:.0f} CPU threads" if same["threads"] and first["threads"] else "")
+        + (f"in batches of {shared['inference batch']}" if "inference batch" in shared else "in batches")
+        + (", with no warm-up (the first batch is timed too)" if v.no_warmup else "")
+        + (f", on {shared['device']}" if shared.get("device") else "")
+        + (f" with {shared['threads']:.0f} CPU threads" if shared.get("threads") else "")
         + "."
     ]
-    d2 = dict(zip(conditions.columns[:3], detectron2_counts().values(), strict=True))
-    counts = {column: count_text(conditions, column) for column in (proposals, rois, detections)}
+    (proposals, d2_proposals), (rois, d2_rois), (detections, d2_detections) = v.detectron2.items()
+    counts = {column: _groups_text(v.counts[column]) for column in (proposals, rois, detections)}
     text.append(
-        f"The demo keeps {counts[proposals]} test proposals per image (detectron2: {d2[proposals]}), "
-        f"samples {counts[rois]} RoIs per training image (detectron2: {d2[rois]}) and keeps at most "
-        f"{counts[detections]} detections per image (detectron2: {d2[detections]})."
+        f"The demo keeps {counts[proposals]} test proposals per image (detectron2: {d2_proposals}), "
+        f"samples {counts[rois]} RoIs per training image (detectron2: {d2_rois}) and keeps at most "
+        f"{counts[detections]} detections per image (detectron2: {d2_detections})."
     )
-    if conditions[proposals].nunique() > 1 and "R50-C4" in conditions.index:
+    if v.c4_flattered:
         text.append(
             "The timings are therefore not at equal counts. R50-C4 runs its res5 stage once per proposal, so "
             "its inference time grows with the count far more than the others': fewer proposals flatter it."
@@ -147,6 +192,33 @@ def speed_note(conditions: pd.DataFrame) -> str:
 INFERENCE_SPEED_FILE = "inference_speed.json"  # written by benchmarks/inference_speed.py --out
 
 
+@dataclass(frozen=True)
+class AtBothCounts:
+    """One backbone's inference time at the demo's test counts and at detectron2's
+    (:func:`at_both_counts`)."""
+
+    demo: dict[str, Any]  # its row of inference_speed.json at the demo's counts
+    detectron2: dict[str, Any]  # at detectron2's
+
+    @property
+    def slowdown(self) -> float:
+        """How many times longer an image takes at detectron2's counts than at the demo's."""
+        return self.detectron2["ms_per_image"] / self.demo["ms_per_image"]
+
+
+def at_both_counts(record: dict[str, Any]) -> dict[str, AtBothCounts]:
+    """The backbones an ``inference_speed.json`` record measured at both counts, in its order (a later row of
+    the same backbone and setting replaces an earlier one)."""
+    by_arch: dict[str, dict[str, dict[str, Any]]] = {}
+    for row in record["rows"]:
+        by_arch.setdefault(row["arch"], {})[row["setting"]] = row
+    return {
+        arch: AtBothCounts(settings["demo"], settings["detectron2"])
+        for arch, settings in by_arch.items()
+        if settings.get("demo") and settings.get("detectron2")
+    }
+
+
 def inference_speed_text(results_dir: str | Path) -> str:
     """Inference time at the demo's test proposal counts and at detectron2's, from the results folder's
     ``inference_speed.json`` (``benchmarks/inference_speed.py --out``), with what it was measured under; or
@@ -158,19 +230,15 @@ def inference_speed_text(results_dir: str | Path) -> str:
             f"python benchmarks/inference_speed.py --results {results_dir} --out {path} measures it."
         )
     record = json.loads(path.read_text())
-    by_arch: dict[str, dict[str, dict[str, Any]]] = {}
-    for row in record["rows"]:
-        by_arch.setdefault(row["arch"], {})[row["setting"]] = row
     parts, counts = [], ""
-    for arch, settings in by_arch.items():
-        demo, d2 = settings.get("demo"), settings.get("detectron2")
-        if demo and d2:
-            parts.append(
-                f"{arch} {d2['ms_per_image']:.0f} ms/image at {d2['proposals']} proposals against "
-                f"{demo['ms_per_image']:.0f} at the demo's {demo['proposals']} "
-                f"({d2['ms_per_image'] / demo['ms_per_image']:.1f}x)" + _share_text(demo, d2)
-            )
-            counts = f" ({d2['proposals']} proposals, at most {d2['max_detections']} detections an image)"
+    for arch, both in at_both_counts(record).items():
+        demo, d2 = both.demo, both.detectron2
+        parts.append(
+            f"{arch} {d2['ms_per_image']:.0f} ms/image at {d2['proposals']} proposals against "
+            f"{demo['ms_per_image']:.0f} at the demo's {demo['proposals']} "
+            f"({both.slowdown:.1f}x)" + _share_text(demo, d2)
+        )
+        counts = f" ({d2['proposals']} proposals, at most {d2['max_detections']} detections an image)"
     return (
         f"At detectron2's test counts{counts} against the demo's: "
         + "; ".join(parts)

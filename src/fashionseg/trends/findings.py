@@ -4,6 +4,7 @@ lines, recovered trends, false discoveries, movers and the reading, beside :clas
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -160,6 +161,34 @@ def false_discovery_table(found: pd.DataFrame, sources: Iterable[str]) -> pd.Dat
     return table
 
 
+@dataclass(frozen=True)
+class TrendsVerdict:
+    """What the trend statistics found against the planted design, per source (:func:`trends_verdict`), which
+    :func:`trends_reading` renders."""
+
+    recovered: dict[str, int]  # planted trends each source recovers (:func:`recovered_trends`)
+    false_discoveries: dict[str, list[str]]  # the features each source reports that the design did not plant
+
+    @property
+    def model_lost_trends(self) -> bool:
+        """Whether the ground truth recovers more planted trends than the model's predictions do."""
+        return self.recovered.get("ground truth", 0) > self.recovered.get("model", 0)
+
+    @property
+    def model_adds_trends(self) -> bool:
+        """Whether the model reports more unplanted trends than the ground truth: its errors make trends."""
+        model, truth = (len(self.false_discoveries.get(s, [])) for s in ("model", "ground truth"))
+        return model > truth
+
+
+def trends_verdict(recovered: dict[str, int], found: pd.DataFrame, sources: Sequence[str]) -> TrendsVerdict:
+    """:func:`recovered_trends` beside each source's false discoveries (:func:`false_discoveries`' ``found``;
+    every one of ``sources``, none included)."""
+    counts = false_discovery_counts(found, sources)
+    names = {source: found.loc[found["source"] == source, "feature"].tolist() for source in counts}
+    return TrendsVerdict(dict(recovered), names)
+
+
 def trends_reading(
     photos: int,
     seasons: int,
@@ -170,27 +199,28 @@ def trends_reading(
     control: pd.Series,
     alpha: float,
 ) -> str:
-    """What the trend statistics found in the planted collection, per source, in Markdown: planted trends
-    recovered, unplanted trends found (false discoveries) and the flat control's p-value."""
+    """What the trend statistics found in the planted collection, per source, in Markdown
+    (:func:`trends_verdict`): planted trends recovered, unplanted trends found (false discoveries) and the
+    flat control's p-value."""
+    verdict = trends_verdict(recovered, found, sources)
     text = [f"{photos} photos over {seasons} seasons; {n_planted} planted trends."]
     text += [
         f"Recovered at p < {RECOVERY_P:g} in the planted direction by the {k}: {n} of {n_planted}."
-        for k, n in recovered.items()
+        for k, n in verdict.recovered.items()
     ]
-    counts = false_discovery_counts(found, sources)
-    for source, n in counts.items():
-        names = ", ".join(found.loc[found["source"] == source, "feature"])
+    for source, names in verdict.false_discoveries.items():
+        n = len(names)
         text.append(
             f"Trends found by the {source} that were not planted (q < {alpha:g}, false discoveries): {n}"
-            + (f" ({names})." if n else ".")
+            + (f" ({', '.join(names)})." if n else ".")
         )
     text += [f"The flat control ({control.name}) gives p = {p:.2f} on the {k}." for k, p in control.items()]
-    if recovered.get("ground truth", 0) > recovered.get("model", 0):
+    if verdict.model_lost_trends:
         text.append(
             "Where the ground truth shows a planted trend and the model's predictions do not, the statistics "
             "found it and the model lost it: it misses or confuses those garments or patterns too often."
         )
-    if counts.get("model", 0) > counts.get("ground truth", 0):
+    if verdict.model_adds_trends:
         text.append(
             "A trend the model reports and the ground truth does not is the model's: its errors change "
             "from season to season, the collection does not."
