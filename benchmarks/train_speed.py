@@ -59,7 +59,13 @@ from fashionseg.data.transforms import RandomHorizontalFlip
 from fashionseg.distributed import DistInfo
 from fashionseg.models import build_model
 from fashionseg.models.trunk import is_trunk, resolve_trunk_path
-from fashionseg.train import _train_step, build_optimizer, build_train_dataset, build_train_loader
+from fashionseg.train import (
+    _train_step,
+    build_optimizer,
+    build_train_dataset,
+    build_train_loader,
+    use_deterministic_algorithms,
+)
 
 PRECISIONS = {"fp32": False, "bf16": True}  # solver.amp of each (bf16 only where the CPU has it natively)
 PHASES = ("forward", "backward", "optimizer")
@@ -117,7 +123,7 @@ class Training:
             ensure_synthetic(cfg.data)
         torch.manual_seed(cfg.seed)
         if cfg.deterministic:
-            torch.use_deterministic_algorithms(True, warn_only=True)
+            use_deterministic_algorithms()
         self.cfg = cfg
         data = build_train_dataset(cfg)
         sizes = {"min_size": cfg.data.min_size, "max_size": cfg.data.max_size}

@@ -87,6 +87,20 @@ def _take(sampler, n):
     return [next(it) for _ in range(n)]
 
 
+def test_deterministic_mode_keeps_the_kernels_but_not_the_nan_fill():
+    # the NaN fill of new tensors was a third of R50-DC5's step; the deterministic kernels stay
+    fill = torch.utils.deterministic
+    before = (torch.are_deterministic_algorithms_enabled(), fill.fill_uninitialized_memory)
+    try:
+        train_module.use_deterministic_algorithms()
+        assert torch.are_deterministic_algorithms_enabled()
+        assert torch.is_deterministic_algorithms_warn_only_enabled()
+        assert not fill.fill_uninitialized_memory
+    finally:
+        torch.use_deterministic_algorithms(before[0])
+        fill.fill_uninitialized_memory = before[1]
+
+
 def test_sampler_is_a_function_of_seed_and_iteration():
     full = _take(TrainingSampler(10, 3, seed=1), 8)
     assert _take(TrainingSampler(10, 3, seed=1, start_iter=5), 3) == full[5:]

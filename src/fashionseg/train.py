@@ -208,6 +208,21 @@ def training_code_hash() -> str:
     return digest.hexdigest()
 
 
+def use_deterministic_algorithms() -> None:
+    """torch's deterministic kernels (``cfg.deterministic``), without its filling of every new tensor.
+
+    ``torch.use_deterministic_algorithms`` also sets ``torch.utils.deterministic.fill_uninitialized_memory``,
+    which writes NaN into each tensor that ``torch.empty`` returns, so that a kernel reading memory it never
+    wrote would read the same thing every run. Every kernel of the training step writes its whole output,
+    so the fill changes no result, but it costs a pass over memory per allocation: R50-DC5's step filled its
+    100M-weight box layer's gradient buffers and res5's each step, about a third of the step (``aten::fill_``
+    in ``benchmarks/train_speed.py``'s profile). That the runs are still bit for bit the same is checked by
+    the study's reproduction check (``scripts/check_reproduced.py``, tolerance 0) and the resume tests.
+    """
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    torch.utils.deterministic.fill_uninitialized_memory = False
+
+
 def build_train_dataset(cfg: RunConfig) -> FashionpediaDataset:
     """The training split with its resize transform (the flip happens in the loop; see module docstring)."""
     return FashionpediaDataset(
@@ -294,7 +309,7 @@ def _train(cfg: RunConfig, resume: bool, show_progress: bool, info: DistInfo) ->
 
     torch.manual_seed(cfg.seed + info.rank)
     if cfg.deterministic and device.type == "cpu":
-        torch.use_deterministic_algorithms(True, warn_only=True)
+        use_deterministic_algorithms()
 
     dataset = build_train_dataset(cfg)
     labels = dataset.labels
