@@ -88,7 +88,7 @@ def _take(sampler, n):
 
 
 def test_deterministic_mode_keeps_the_kernels_but_not_the_nan_fill():
-    # the NaN fill of new tensors was a third of R50-DC5's step; the deterministic kernels stay
+    # the NaN fill of new tensors costs a pass over memory and changes no result; the kernels stay
     fill = torch.utils.deterministic
     before = (torch.are_deterministic_algorithms_enabled(), fill.fill_uninitialized_memory)
     try:
