@@ -65,7 +65,7 @@ def test_speed_note_renders_the_conditions(tmp_path):
     assert f"in batches of {verdict.shared['inference batch']}, with no warm-up" in note
     assert f"with {verdict.shared['threads']} CPU threads" in note
     for column in verdict.detectron2:
-        assert timing.count_text(conditions, column) in note
+        assert timing.groups_text(timing.value_groups(conditions, column)) in note
         assert f"(detectron2: {verdict.detectron2[column]})" in note
     assert ("not at equal counts" in note) == verdict.c4_flattered
     assert "benchmarks/inference_speed.py" in note
@@ -73,11 +73,11 @@ def test_speed_note_renders_the_conditions(tmp_path):
     assert timing.speed_note(conditions.iloc[:0]).startswith("No backbone has a finished run")
 
 
-def test_count_text_names_each_value_with_its_backbones():
+def test_groups_text_names_each_value_with_its_backbones():
     same = pd.DataFrame({"n": [50, 50]}, index=["A", "B"])
-    assert timing.count_text(same, "n") == "50"
+    assert timing.groups_text(timing.value_groups(same, "n")) == "50"
     mixed = pd.DataFrame({"n": [100, 50, 50]}, index=["A", "B", "C"])
-    assert timing.count_text(mixed, "n") == "100 (A) and 50 (B, C)"
+    assert timing.groups_text(timing.value_groups(mixed, "n")) == "100 (A) and 50 (B, C)"
 
 
 def test_speed_conditions_read_what_evaluate_run_records(tmp_path):
@@ -198,6 +198,8 @@ def test_counts_caveat_names_the_proposal_counts_and_whether_they_differ():
     unequal = pd.DataFrame({column: [100, 50, 50], "training batch": [2, 2, 2]}, index=["A", "B", "C"])
     assert timing.value_groups(unequal, column) == {100: ["A"], 50: ["B", "C"]}
     caveat = timing.counts_caveat(unequal)
-    assert f"counts, {timing.count_text(unequal, column)}, not detectron2's {d2}" in caveat
+    assert (
+        f"counts, {timing.groups_text(timing.value_groups(unequal, column))}, not detectron2's {d2}" in caveat
+    )
     assert caveat.endswith(", and not equal across the backbones.")
     assert "not equal" not in timing.counts_caveat(equal.assign(**{"training batch": [2, 8]}))

@@ -84,7 +84,7 @@ def value_groups(conditions: pd.DataFrame, column: str) -> dict[Any, list[str]]:
     return {value: [str(arch) for arch in archs] for value, archs in groups.items()}
 
 
-def _groups_text(groups: dict[Any, list[str]]) -> str:
+def groups_text(groups: dict[Any, list[str]]) -> str:
     """:func:`value_groups` in words: ``50`` when every backbone has it, else ``100 (R50-FPN) and 50 (R50-C4,
     R50-DC5)``."""
     if len(groups) == 1:
@@ -92,18 +92,12 @@ def _groups_text(groups: dict[Any, list[str]]) -> str:
     return and_list([f"{value} ({', '.join(archs)})" for value, archs in groups.items()])
 
 
-def count_text(conditions: pd.DataFrame, column: str) -> str:
-    """A column of :func:`speed_conditions` in words: ``50`` when every backbone has it, else
-    ``100 (R50-FPN) and 50 (R50-C4, R50-DC5)``."""
-    return _groups_text(value_groups(conditions, column))
-
-
 def counts_caveat(conditions: pd.DataFrame) -> str:
     """The sentence the reading adds to its speed part: the test proposal counts of the timings (the first
     column of :func:`speed_conditions`), and whether they differ across the backbones."""
     proposals = value_groups(conditions, conditions.columns[0])
     return (
-        f" These timings are at the demo's test proposal counts, {_groups_text(proposals)}, not "
+        f" These timings are at the demo's test proposal counts, {groups_text(proposals)}, not "
         f"detectron2's {detectron2_counts()['model.rpn_post_nms_top_n_test']}"
         + (", and not equal across the backbones" if len(proposals) > 1 else "")
         + "."
@@ -156,7 +150,7 @@ def speed_note(conditions: pd.DataFrame) -> str:
     shared = v.shared
     text = [
         "Training s/iter is the median of the logged intervals at "
-        + f"batch {_groups_text(v.counts['training batch'])}"
+        + f"batch {groups_text(v.counts['training batch'])}"
         + "; inference ms/image is the model's time over "
         + (
             f"the {shared['images timed']} validation images"
@@ -171,7 +165,7 @@ def speed_note(conditions: pd.DataFrame) -> str:
         + "."
     ]
     (proposals, d2_proposals), (rois, d2_rois), (detections, d2_detections) = v.detectron2.items()
-    counts = {column: _groups_text(v.counts[column]) for column in (proposals, rois, detections)}
+    counts = {column: groups_text(v.counts[column]) for column in (proposals, rois, detections)}
     text.append(
         f"The demo keeps {counts[proposals]} test proposals per image (detectron2: {d2_proposals}), "
         f"samples {counts[rois]} RoIs per training image (detectron2: {d2_rois}) and keeps at most "
