@@ -66,11 +66,14 @@ def test_per_arch_adjustments_apply_only_to_their_arch_and_yield_to_overrides(tm
 
 @pytest.mark.parametrize("arch", ["R50-FPN", "R50-C4", "R50-DC5"])
 def test_run_is_named_after_its_architecture(arch):
-    # the README's `-p key=value` habit: model.arch alone must not train into another arch's folder
+    # the README's `-p key=value` habit: model.arch alone must not train into another arch's folder; a joint
+    # pretext run (pretrain_joint) is named after the designs it trains together
     for preset in list_presets():
         cfg = load_config(preset, {"model.arch": arch})
-        assert cfg.name == arch
-        assert cfg.run_dir.name == arch
+        expected = "+".join(cfg.model.pretext_archs) or arch
+        assert cfg.name == expected
+        assert cfg.run_dir.name == expected
+    assert load_config("pretrain_joint").name == "R50-FPN+R50-C4+R50-DC5"
 
 
 def test_a_name_of_another_architecture_is_refused(tmp_path):

@@ -125,6 +125,19 @@ def test_overrides_say_where_they_came_from() -> None:
         ({"seed": -1}, r"seed=-1 .*in \[0, 4294967295\]"),
         ({"solver.max_iter": True}, r"solver\.max_iter=True .*expected an integer"),
         ({"output_dir": [1, 2]}, r"output_dir=\[1, 2\] .*expected a text value"),
+        (
+            {"model.pretext_archs": ["R50-FPN", "R50-C5"], "solver.eval_period": 0},
+            r"model\.pretext_archs=\['R50-FPN', 'R50-C5'\] \(from the override\): each value must be one of "
+            r"R50-FPN, R50-C4, R50-DC5",
+        ),
+        (
+            {"model.pretext_archs": "R50-C4,R50-C4", "solver.eval_period": 0},
+            r"model\.pretext_archs=\['R50-C4', 'R50-C4'\] .*lists a design twice",
+        ),
+        (
+            {"model.pretext_archs": ["R50-FPN", "R50-C4"]},
+            r"model\.pretext_archs=.*no learning curve; set solver\.eval_period=0 \(now 150, from presets/",
+        ),
     ],
 )
 def test_each_rule_names_key_value_and_what_is_valid(overrides: dict, message: str) -> None:

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from fashionseg import checkpoint
 from fashionseg.config import load_config, project_root
 from fashionseg.data.ontology import LabelSpace, ontology_json
 from fashionseg.errors import FashionsegError
@@ -26,6 +27,7 @@ from fashionseg.models.trunk import (
     trunk_state,
 )
 from fashionseg.pretrain import OverlapError, check_disjoint, pretrain
+from fashionseg.rundir import RunDir
 
 SIZE = {"min_size": 128, "max_size": 128}
 MAX_TRUNK_BYTES = 50 * 10**6
@@ -125,9 +127,9 @@ def test_a_groupnorm_trunk_does_not_fill_a_batchnorm_resnet(trunk_file, labels):
         _build(labels, str(trunk_file), **{"model.norm": "bn"})
 
 
-def _tiny_pretrain_config(root: Path, out: Path, seed: int):
+def _tiny_pretrain_config(root: Path, out: Path, seed: int, preset: str = "pretrain", **overrides: object):
     return load_config(
-        "pretrain",
+        preset,
         {
             "output_dir": str(out),
             "data.root": str(root),
@@ -142,6 +144,7 @@ def _tiny_pretrain_config(root: Path, out: Path, seed: int):
             "solver.warmup_iters": 1,
             "solver.eval_period": 2,
             "solver.checkpoint_period": 2,
+            **overrides,
         },
     )
 
@@ -162,6 +165,48 @@ def test_pretrain_writes_a_trunk_and_manifest_and_resumes(synthetic_data_config,
     # a finished run is continued, not retrained: the same weights, so the same file
     again = pretrain(cfg, out, synthetic_data_config, show_progress=False)
     assert again["sha256"] == manifest["sha256"]
+
+
+@pytest.mark.slow
+def test_a_joint_pretrain_exports_the_shared_resnet_and_names_its_designs(
+    trunk_file, synthetic_data_config, tmp_path
+):
+    from safetensors.torch import load_file
+
+    cfg = _tiny_pretrain_config(
+        tmp_path / "data",
+        tmp_path / "runs",
+        seed=7,
+        preset="pretrain_joint",  # continues a trunk, as the pilot did
+        **{"model.weights": str(trunk_file), "solver.max_iter": 2, "solver.eval_period": 0},
+    )
+    out = tmp_path / "weights" / "joint.safetensors"
+    manifest = pretrain(cfg, out, synthetic_data_config, show_progress=False)
+    assert manifest["designs"] == ["R50-FPN", "R50-C4", "R50-DC5"]
+    assert "R50-FPN, R50-C4, R50-DC5" in manifest["pretext"] and "one shared ResNet" in manifest["pretext"]
+    assert manifest["iterations"] == 2 and manifest["learning_curve"] == []
+    assert set(manifest["val"]) == {"R50-FPN", "R50-C4", "R50-DC5"}
+    assert all({"bbox_AP", "segm_AP"} <= ap.keys() for ap in manifest["val"].values())
+    assert manifest["initial_trunk"]["sha256"] == read_manifest(trunk_file)["sha256"]
+    run = RunDir(cfg.run_dir)
+    assert run.path.name == "R50-FPN+R50-C4+R50-DC5"
+    assert {"R50-FPN/loss_mask", "R50-C4/loss_mask", "R50-DC5/loss_mask"} <= run.log()[-1].keys()
+    # the file is the trunk every design trained: R50-C4's box-head res5 among them
+    trunk = load_file(str(out))
+    final = checkpoint.load(run.model_file)["model"]
+    c4_res5 = final["designs.R50-C4.roi_heads.box_head.2.conv3.weight"]
+    assert torch.equal(trunk["layer4.2.conv3.weight"].float(), c4_res5.half().float())
+    assert torch.equal(final["designs.R50-DC5.backbone.body.layer4.2.conv3.weight"], c4_res5)
+    # continued from a trunk: the stem stays frozen, res5 trains
+    start = load_file(str(trunk_file))
+    assert torch.equal(trunk["conv1.weight"], start["conv1.weight"])
+    assert not torch.equal(trunk["layer4.2.conv3.weight"], start["layer4.2.conv3.weight"])
+
+
+def test_pretraining_refuses_to_overwrite_the_trunk_it_continues(trunk_file, synthetic_data_config):
+    cfg = load_config("pretrain_joint", {"model.weights": str(trunk_file)})
+    with pytest.raises(FashionsegError, match=r"continues the trunk .*t\.safetensors.*--out"):
+        pretrain(cfg, trunk_file, synthetic_data_config, show_progress=False)
 
 
 def test_a_pretraining_split_sharing_images_with_the_study_is_refused(synthetic_data_config, tmp_path):

@@ -83,6 +83,15 @@ def test_trunk_summary_has_one_row_per_fact_from_the_manifest():
     assert "100 training + 10 validation" in facts["data"] and "the study's 30" in facts["data"]
 
 
+def test_a_joint_pretext_shows_each_designs_ap_and_no_curve():
+    val = {"R50-FPN": {"bbox_AP": 50.04, "segm_AP": 40.06}, "R50-C4": {"bbox_AP": 30.0, "segm_AP": 25.0}}
+    manifest = {**_manifest(), "val": val, "learning_curve": []}
+    facts = pretraining.trunk_summary(manifest)[""]
+    assert facts["pretext's val box / mask AP"] == "R50-FPN 50.0 / 40.1, R50-C4 30.0 / 25.0"
+    _, ap_ax = pretraining.plot_trunk_curve(manifest).axes
+    assert not ap_ax.get_lines()
+
+
 def test_plot_trunk_curve_draws_the_loss_and_both_aps_against_iterations():
     manifest = _manifest()
     fig = pretraining.plot_trunk_curve(manifest)

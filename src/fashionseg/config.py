@@ -82,6 +82,9 @@ class ModelConfig:
     """The detector: architecture, depth, initial weights and the RPN/RoI sampling sizes."""
 
     arch: str = "R50-FPN"
+    # the pretext of `fashionseg pretrain`: these designs' heads trained together on one shared ResNet (their
+    # losses summed every iteration; models.joint); empty: an ordinary run of `arch`, which is then unused
+    pretext_archs: tuple[str, ...] = ()
     depth: int = 50
     weights: str = "none"  # none | trunk | imagenet | coco | path of a .safetensors trunk or a checkpoint
     norm: str = "auto"  # auto (frozen BN with pretrained weights, BN from scratch) | frozen_bn | bn | gn
@@ -464,7 +467,7 @@ def with_run_name(cfg: RunConfig, source: str = "the configuration") -> RunConfi
     ``R50-FPN`` would otherwise train an R50-C4 into the R50-FPN run's folder.
     """
     if not cfg.name:
-        return dataclasses.replace(cfg, name=cfg.model.arch)
+        return dataclasses.replace(cfg, name=joint_run_name(cfg.model.pretext_archs) or cfg.model.arch)
     if cfg.name in ARCHITECTURES and cfg.name != cfg.model.arch:
         raise ConfigError(
             f"{source}: name={cfg.name!r} is the run folder of another architecture than "
@@ -472,6 +475,11 @@ def with_run_name(cfg: RunConfig, source: str = "the configuration") -> RunConfi
             "or give a name of your own"
         )
     return cfg
+
+
+def joint_run_name(archs: tuple[str, ...]) -> str:
+    """The run folder of a joint pretext run: its designs joined by ``+`` (``R50-FPN+R50-C4``)."""
+    return "+".join(archs)
 
 
 def save_config(cfg: RunConfig, path: str | Path) -> None:
@@ -556,6 +564,7 @@ def validate(cfg: RunConfig, origins: Origins | None = None, *, stored: bool = F
             bad("data.categories", "lists a category id twice")
     if len(model.anchor_sizes) != 5:
         bad("model.anchor_sizes", "must be five sizes (one per FPN level P2-P6, or C4/DC5's 5 sizes)")
+    problems += _pretext_problems(cfg, origins)
     problems += _weights_problems(model, origins, stored)
     problems += _schedule_problems(solver, origins, stored)
     if not stored:
@@ -566,6 +575,28 @@ def validate(cfg: RunConfig, origins: Origins | None = None, *, stored: bool = F
         raise ConfigError(
             problems[0] if len(problems) == 1 else "\n  ".join(["invalid configuration:", *problems])
         )
+
+
+def _pretext_problems(cfg: RunConfig, origins: Origins) -> list[str]:
+    """``model.pretext_archs``: distinct architectures, and what a joint run cannot do."""
+    archs = cfg.model.pretext_archs
+    where = f"model.pretext_archs={_show(archs)} ({origins.of('model.pretext_archs')})"
+    if not archs:
+        return []
+    if any(a not in ARCHITECTURES for a in archs):
+        return [f"{where}: each value must be one of {', '.join(ARCHITECTURES)}"]
+    if len(set(archs)) != len(archs):
+        return [f"{where}: lists a design twice"]
+    if cfg.solver.eval_period:
+        # the in-run learning curve evaluates one detector; `fashionseg pretrain` evaluates each design at
+        # the end instead
+        return [
+            f"{where}: a joint pretext run has no learning curve; set solver.eval_period=0 "
+            f"(now {cfg.solver.eval_period}, {origins.of('solver.eval_period')})"
+        ]
+    if cfg.model.weights == "coco" and archs != ("R50-FPN",):
+        return [f"{where}: model.weights=coco exists only for R50-FPN; use weights=none or trunk"]
+    return []
 
 
 def _weights_problems(model: ModelConfig, origins: Origins, stored: bool) -> list[str]:

@@ -73,6 +73,11 @@ class Predictor:
         ckpt_path = _checkpoint_path(path)
         ckpt = checkpoint.load(ckpt_path, required=("model", "labels", "config"))
         cfg = from_dict(ckpt["config"])
+        if cfg.model.pretext_archs:
+            raise FashionsegError(
+                f"{ckpt_path} is a joint pretext run's ({', '.join(cfg.model.pretext_archs)} on one ResNet), "
+                "not one detector: `fashionseg pretrain` evaluates its designs and exports the trunk"
+            )
         labels = LabelSpace.from_dict(ckpt["labels"])
         model_cfg = cfg.model.__class__(**{**cfg.model.__dict__, "weights": "none"})
         model = build_model(model_cfg, labels, min_size=cfg.data.min_size, max_size=cfg.data.max_size)

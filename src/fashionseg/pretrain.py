@@ -3,15 +3,18 @@
 The seed study ran detectron2's configs, which fine-tune a pretrained ResNet-50; the embedded study does the
 same from a trunk pretrained here. The pretext is a training run of an ordinary preset (``pretrain``:
 R50-FPN detection on a synthetic split of its own seed, which shares no image with the study's splits,
-checked by content hash). Its ResNet, stem to res5, becomes ``weights/r50-gn-trunk.safetensors`` and the
-manifest beside it records the recipe, the data, the iterations, the time, the CPU kind, the learning curve
-and the file's SHA-256. Training is the ordinary loop, so the pretraining is deterministic on one CPU kind,
-shows a progress bar, and a killed ``make pretrain`` continues where its last checkpoint left off.
+checked by content hash), or, with ``model.pretext_archs`` (preset ``pretrain_joint``), the listed designs'
+heads trained together on one shared ResNet (``models.joint``), each design then evaluated with its own
+heads. Its ResNet, stem to res5, becomes ``weights/r50-gn-trunk.safetensors`` and the manifest beside it
+records the recipe, the data, the iterations, the time, the CPU kind, the learning curve and the file's
+SHA-256. Training is the ordinary loop, so the pretraining is deterministic on one CPU kind, shows a progress
+bar, and a killed ``make pretrain`` continues where its last checkpoint left off.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import hashlib
 from pathlib import Path
 from typing import Any
@@ -25,19 +28,36 @@ from fashionseg.config import (
     DataConfig,
     RunConfig,
     add_override_argument,
+    joint_run_name,
     list_presets,
     load_config,
     project_root,
     to_dict,
 )
+from fashionseg.data.ontology import LabelSpace
 from fashionseg.data.synthetic import SPLITS, ensure_synthetic
+from fashionseg.distributed import resolve_device
 from fashionseg.errors import FashionsegError
 from fashionseg.evaluation import runs
-from fashionseg.models.trunk import TRUNK_FILE, save_trunk, trunk_state
+from fashionseg.models import build_model
+from fashionseg.models.joint import design_state, joint_trunk_state
+from fashionseg.models.trunk import (
+    TRUNK_FILE,
+    is_trunk,
+    read_manifest,
+    resolve_trunk_path,
+    save_trunk,
+    trunk_state,
+)
+from fashionseg.predict import Predictor
 from fashionseg.rundir import RunDir
 from fashionseg.train import refuse_to_overwrite, train
 
 PRETEXT = "R50-FPN detection and segmentation (Mask R-CNN with attributes) on a separate synthetic split"
+JOINT_PRETEXT = (
+    "{designs} detection and segmentation (Mask R-CNN with attributes) trained together on one shared "
+    "ResNet, their losses summed each iteration, on a separate synthetic split"
+)
 LOSS_EVERY = 100  # iterations between the loss points kept in the manifest
 
 
@@ -84,15 +104,70 @@ def _loss_curve(run_dir: Path) -> list[dict[str, float]]:
     return points
 
 
+def evaluate_designs(run_dir: Path, show_progress: bool = True) -> dict[str, dict[str, float]]:
+    """Each design's val box and mask AP, with its own heads on the shared ResNet of a joint run's
+    ``model_final.pt``: ``{arch: {"bbox_AP": .., "segm_AP": ..}}``."""
+    run = RunDir(run_dir)
+    cfg = run.config()
+    final = checkpoint.load(run.model_file, required=("model", "labels"))
+    labels = LabelSpace.from_dict(final["labels"])
+    device = resolve_device(cfg.device)
+    val = {}
+    for arch in cfg.model.pretext_archs:
+        # weights=none: the checkpoint fills every weight, the trunk file is not read
+        model_cfg = dataclasses.replace(cfg.model, arch=arch, pretext_archs=(), weights="none")
+        model = build_model(model_cfg, labels, min_size=cfg.data.min_size, max_size=cfg.data.max_size)
+        model.load_state_dict(design_state(final["model"], arch))
+        design_cfg = to_dict(dataclasses.replace(cfg, name=arch, model=model_cfg))
+        predictor = Predictor(model, labels, design_cfg, device)
+        metrics, *_ = runs.evaluate_predictor(predictor, cfg.data, "val", show_progress=show_progress)
+        val[arch] = {"bbox_AP": metrics["bbox"]["coco"]["AP"], "segm_AP": metrics["segm"]["coco"]["AP"]}
+    return val
+
+
+def _initial_trunk(cfg: RunConfig, out: Path) -> dict[str, Any] | None:
+    """The trunk the pretraining continues (``model.weights`` naming one): that value and the trunk's
+    SHA-256, pretext and iterations, for the manifest; None when it starts from other weights. Refuses
+    ``out`` as that trunk: a resumed run would read back its own result, and the manifest would record the
+    wrong start."""
+    if not is_trunk(cfg.model.weights):
+        return None
+    start = resolve_trunk_path(cfg.model.weights)
+    if start.resolve() == Path(out).resolve():
+        raise FashionsegError(
+            f"pretrain: model.weights={cfg.model.weights} continues the trunk {start}, which is also the "
+            "file to write; write the new trunk elsewhere (--out), or copy the starting trunk and its "
+            "manifest and name the copy in model.weights"
+        )
+    manifest = read_manifest(start)
+    keep = ("pretext", "iterations", "sha256")
+    return {"weights": cfg.model.weights, **{k: manifest.get(k) for k in keep}}
+
+
 def manifest_for(
-    cfg: RunConfig, run_dir: Path, overlap: dict[str, int], val: dict[str, Any]
+    cfg: RunConfig,
+    run_dir: Path,
+    overlap: dict[str, int],
+    val: dict[str, Any],
+    initial_trunk: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """What the trunk's manifest records, from the finished pretraining run in ``run_dir``."""
+    """What the trunk's manifest records, from the finished pretraining run in ``run_dir``. A joint run's
+    ``val`` holds each design's APs (``{arch: {bbox_AP, segm_AP}}``); a single run's, its detector's."""
     run = RunDir(run_dir)
     env, last = run.env(), run.log()[-1]
+    archs = cfg.model.pretext_archs
+    if archs:
+        pretext, design = JOINT_PRETEXT.format(designs=", ".join(archs)), {"designs": list(archs)}
+        val = {arch: val[arch] for arch in archs}
+    else:
+        pretext, design = PRETEXT, {}
+        val = {"bbox_AP": val["bbox"]["coco"]["AP"], "segm_AP": val["segm"]["coco"]["AP"]}
+    start = {"initial_trunk": initial_trunk} if initial_trunk else {}
     return {
-        "pretext": PRETEXT,
-        "arch": cfg.model.arch,
+        "pretext": pretext,
+        "arch": joint_run_name(archs) or cfg.model.arch,
+        **design,
+        **start,
         "depth": cfg.model.depth,
         "norm": cfg.model.norm,
         "stages": "stem, res2, res3, res4, res5 (torchvision ResNet names; no FPN or head weights)",
@@ -110,10 +185,7 @@ def manifest_for(
         "torch": env["torch"],
         "git_commit": env["git_commit"],
         "training_code": env["training_code"],
-        "val": {
-            "bbox_AP": val["bbox"]["coco"]["AP"],
-            "segm_AP": val["segm"]["coco"]["AP"],
-        },
+        "val": val,
         "learning_curve": run.curve(),
         "loss_curve": _loss_curve(run_dir),
         "recipe": to_dict(cfg),
@@ -126,6 +198,7 @@ def pretrain(
     """Pretrain as ``cfg`` says (continuing a killed run), export its trunk to ``out``: the manifest."""
     if cfg.model.norm == "auto":
         raise FashionsegError("pretrain: set model.norm (gn, bn) explicitly: the manifest records it")
+    initial_trunk = _initial_trunk(cfg, out)
     ensure_synthetic(cfg.data, show_progress)
     if study_data.synthetic:
         ensure_synthetic(study_data, show_progress)
@@ -133,9 +206,15 @@ def pretrain(
     if not overwrite:
         refuse_to_overwrite(cfg)
     run_dir = train(cfg, resume=True, show_progress=show_progress, overwrite=overwrite)
-    val = runs.evaluate_run(run_dir, show_progress=show_progress)
     state = checkpoint.load(RunDir(run_dir).model_file)["model"]
-    return save_trunk(trunk_state(state, cfg.model.arch), out, manifest_for(cfg, run_dir, overlap, val))
+    archs = cfg.model.pretext_archs
+    if archs:
+        val = evaluate_designs(run_dir, show_progress)
+        trunk = joint_trunk_state(state, archs)
+    else:
+        val = runs.evaluate_run(run_dir, show_progress=show_progress)
+        trunk = trunk_state(state, cfg.model.arch)
+    return save_trunk(trunk, out, manifest_for(cfg, run_dir, overlap, val, initial_trunk))
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -166,6 +245,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     import yaml
 
+    from fashionseg.report.pretraining import pretext_ap_text
+
     cfg = load_config(args.preset, list(args.overrides))
     if args.print_config:
         print(yaml.safe_dump(to_dict(cfg), sort_keys=False))
@@ -175,6 +256,6 @@ def run(args: argparse.Namespace) -> int:
     print(
         f"trunk {out} ({manifest['bytes'] / 1e6:.1f} MB, sha256 {manifest['sha256'][:12]}...): "
         f"{manifest['iterations']} iterations in {manifest['train_seconds'] / 60:.1f} min; the pretext's val "
-        f"box / mask AP {manifest['val']['bbox_AP']:.1f} / {manifest['val']['segm_AP']:.1f}"
+        f"box / mask AP {pretext_ap_text(manifest['val'])}"
     )
     return 0

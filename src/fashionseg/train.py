@@ -43,12 +43,14 @@ from fashionseg.config import (
     to_dict,
 )
 from fashionseg.data.dataset import FashionpediaDataset, collate_fn
+from fashionseg.data.ontology import LabelSpace
 from fashionseg.data.synthetic import ensure_synthetic
 from fashionseg.data.transforms import RandomHorizontalFlip, Resize
 from fashionseg.distributed import DistInfo, barrier, init_from_env, resolve_device, shutdown
 from fashionseg.errors import FashionsegError
 from fashionseg.evaluation import runs
 from fashionseg.models import build_model
+from fashionseg.models.joint import JointPretextModel
 from fashionseg.models.trunk import TRUNK_FILE, manifest_path, read_manifest
 from fashionseg.precision import autocast_dtype
 from fashionseg.predict import Predictor
@@ -312,7 +314,7 @@ def _train(cfg: RunConfig, resume: bool, show_progress: bool, info: DistInfo) ->
 
     dataset = build_train_dataset(cfg)
     labels = dataset.labels
-    model = build_model(cfg.model, labels, min_size=cfg.data.min_size, max_size=cfg.data.max_size).to(device)
+    model = build_train_model(cfg, labels).to(device)
     optimizer, scheduler, scaler = build_optimizer(model, solver, device)
     if info.is_main and show_progress:
         print(precision.describe(device, solver.amp))
@@ -381,6 +383,15 @@ def _train(cfg: RunConfig, resume: bool, show_progress: bool, info: DistInfo) ->
         checkpoint.save_atomic(final, run.model_file)
     barrier(info)
     return run_dir
+
+
+def build_train_model(cfg: RunConfig, labels: LabelSpace) -> torch.nn.Module:
+    """The detector ``cfg.model`` describes, or, when ``model.pretext_archs`` lists designs, those designs on
+    one shared ResNet (:class:`~fashionseg.models.joint.JointPretextModel`, the pretext of ``pretrain``)."""
+    size = {"min_size": cfg.data.min_size, "max_size": cfg.data.max_size}
+    if cfg.model.pretext_archs:
+        return JointPretextModel(cfg.model, labels, **size)
+    return build_model(cfg.model, labels, **size)
 
 
 def build_optimizer(
@@ -623,6 +634,11 @@ def run(args: argparse.Namespace) -> int:
         return 0
     run_dir = train(cfg, resume=args.resume, overwrite=args.force)
     print(f"trained {cfg.name}: {run_dir}")
+    if cfg.model.pretext_archs:
+        print(
+            "a joint pretext run: `fashionseg pretrain` evaluates each design and exports the shared ResNet"
+        )
+        return 0
     if not args.no_eval and int(os.environ.get("RANK", "0")) == 0:
         metrics = runs.evaluate_run(run_dir)
         print(

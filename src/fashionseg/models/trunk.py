@@ -61,16 +61,29 @@ def manifest_path(trunk_path: str | Path) -> Path:
     return Path(trunk_path).with_suffix(".json")
 
 
-def trunk_state(model_state: Mapping[str, Tensor], arch: str) -> dict[str, Tensor]:
-    """The ResNet of a detector's state dict (stem to res5) under torchvision's ResNet names, no heads."""
+def _stage_locations(arch: str) -> dict[str, str]:
     locations = _STAGE_LOCATIONS.get(arch)
     if locations is None:
         raise TrunkError(f"no trunk layout for architecture {arch!r}; valid: {', '.join(_STAGE_LOCATIONS)}")
+    return locations
+
+
+def torchvision_name(arch: str, key: str) -> str | None:
+    """The torchvision ResNet name of a detector's state-dict ``key`` (None: not part of the ResNet)."""
+    for prefix, renamed in _stage_locations(arch).items():
+        if key.startswith(prefix):
+            return renamed + key[len(prefix) :]
+    return None
+
+
+def trunk_state(model_state: Mapping[str, Tensor], arch: str) -> dict[str, Tensor]:
+    """The ResNet of a detector's state dict (stem to res5) under torchvision's ResNet names, no heads."""
     state: dict[str, Tensor] = {}
+    _stage_locations(arch)
     for key, value in model_state.items():
-        for prefix, renamed in locations.items():
-            if key.startswith(prefix):
-                state[renamed + key[len(prefix) :]] = value.detach()
+        name = torchvision_name(arch, key)
+        if name is not None:
+            state[name] = value.detach()
     missing = [p for p in TRUNK_PREFIXES if not any(k.startswith(p) for k in state)]
     if missing:
         raise TrunkError(f"the {arch} model has no {', '.join(missing)} weights to export as a trunk")

@@ -23,6 +23,14 @@ def read_trunk_manifest(trunk_path: str | Path | None = None) -> dict[str, Any]:
     return read_manifest(trunk_path or project_root() / TRUNK_FILE)
 
 
+def pretext_ap_text(val: dict[str, Any]) -> str:
+    """A manifest's ``val`` in words: ``50.0 / 40.1``, or a joint pretext's per design
+    (``R50-FPN 50.0 / 40.1, R50-C4 30.2 / 25.0``)."""
+    if "bbox_AP" in val:
+        return f"{val['bbox_AP']:.1f} / {val['segm_AP']:.1f}"
+    return ", ".join(f"{arch} {ap['bbox_AP']:.1f} / {ap['segm_AP']:.1f}" for arch, ap in val.items())
+
+
 def trunk_summary(manifest: dict[str, Any]) -> pd.DataFrame:
     """One row per fact of the pretraining: pretext, data, schedule, cost, machine, result, file."""
     data, solver = manifest["data"], manifest["recipe"]["solver"]
@@ -40,7 +48,7 @@ def trunk_summary(manifest: dict[str, Any]) -> pd.DataFrame:
         ),
         "training time": f"{manifest['train_seconds'] / 60:.1f} min on {manifest['cpu_threads']} threads",
         "CPU": manifest["cpu"]["model"],
-        "pretext's val box / mask AP": f"{manifest['val']['bbox_AP']:.1f} / {manifest['val']['segm_AP']:.1f}",
+        "pretext's val box / mask AP": pretext_ap_text(manifest["val"]),
         "kept": manifest["stages"],
         "file": (
             f"{manifest['file']}, {manifest['bytes'] / 1e6:.1f} MB ({manifest['dtype']}), "
@@ -134,7 +142,7 @@ def pretraining_reading(comparison: pd.DataFrame, manifest: dict[str, Any]) -> s
         + f" (box / mask AP in the table). The trunk cost {cost:.0f} minutes of training once "
         f"({manifest['iterations']} R50-FPN iterations), shared by every design, seed and rerun. Counted in "
         "full, it is the same compute as training R50-FPN from scratch for that long, which on its own "
-        f"split reached box / mask AP {manifest['val']['bbox_AP']:.1f} / {manifest['val']['segm_AP']:.1f}. "
+        f"split reached box / mask AP {pretext_ap_text(manifest['val'])}. "
         "What this does not show: the trunk's images come from the study's own generator, so it is closer "
         "to the target than ImageNet is to Fashionpedia; the gain says what a pretrained trunk buys at this "
         "scale, not what ImageNet's buys on real photographs."
