@@ -4,6 +4,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PRESET ?= demo
+# the pretraining's first stage (preset pretrain), which the second (preset pretrain_joint) continues
+FIRST_STAGE := weights/r50-gn-fpn-trunk.safetensors
 
 .PHONY: help install pretrain study study-seeds test test-training test-fast lint format book clean
 
@@ -18,8 +20,9 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)  ## create .venv and install fashionseg with torch 2.14.1 / torchvision 0.29.1
 
-pretrain: $(STAMP)  ## pretrain the ResNet-50 trunk the study fine-tunes (weights/; about an hour; resumes if killed)
-	$(BIN)/fashionseg pretrain
+pretrain: $(STAMP)  ## pretrain the trunk the study fine-tunes, in two stages (weights/; about 2 hours; resumes if killed)
+	$(BIN)/fashionseg pretrain --preset pretrain --out $(FIRST_STAGE)
+	$(BIN)/fashionseg pretrain --preset pretrain_joint
 
 study: $(STAMP)  ## train and evaluate the three backbones on the embedded data, then build the book
 	$(BIN)/fashionseg study --preset $(PRESET)

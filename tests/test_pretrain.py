@@ -17,6 +17,7 @@ from fashionseg.data.ontology import LabelSpace, ontology_json
 from fashionseg.errors import FashionsegError
 from fashionseg.models import build_model
 from fashionseg.models.trunk import (
+    FIRST_STAGE_FILE,
     TRUNK_FILE,
     TRUNK_PREFIXES,
     TrunkError,
@@ -216,12 +217,28 @@ def test_a_pretraining_split_sharing_images_with_the_study_is_refused(synthetic_
     assert isinstance(OverlapError("x"), FashionsegError)
 
 
-def test_the_committed_trunk_matches_its_manifest():
-    path = project_root() / TRUNK_FILE
+@pytest.mark.parametrize("trunk_file", [TRUNK_FILE, FIRST_STAGE_FILE], ids=["shipped", "first-stage"])
+def test_the_committed_trunks_match_their_manifests(trunk_file):
+    path = project_root() / trunk_file
     manifest = read_manifest(path)
     assert sha256_file(path) == manifest["sha256"]
     assert path.stat().st_size == manifest["bytes"] <= MAX_TRUNK_BYTES
     assert manifest["norm"] == load_config("demo").model.norm
     assert manifest["data"]["synth_seed"] != load_config("demo").data.synth_seed
     assert manifest["iterations"] == manifest["recipe"]["solver"]["max_iter"]
-    assert manifest["learning_curve"] and manifest["loss_curve"]
+    assert manifest["loss_curve"]
+    if "designs" in manifest:  # a joint stage: each design's val AP, no in-run curve
+        assert set(manifest["val"]) == set(manifest["designs"])
+    else:
+        assert manifest["learning_curve"]
+
+
+def test_the_shipped_trunk_continues_the_committed_first_stage():
+    shipped = read_manifest(project_root() / TRUNK_FILE)
+    first = read_manifest(project_root() / FIRST_STAGE_FILE)
+    assert shipped["initial_trunk"]["sha256"] == first["sha256"]
+    assert Path(shipped["initial_trunk"]["weights"]) == FIRST_STAGE_FILE
+    assert shipped["designs"] == ["R50-FPN", "R50-C4", "R50-DC5"]
+    assert "initial_trunk" not in first and first["recipe"]["model"]["weights"] == "none"
+    # make pretrain runs the two stages with these presets
+    assert load_config("pretrain_joint").model.weights == str(FIRST_STAGE_FILE)

@@ -1,14 +1,17 @@
 """``fashionseg pretrain``: the study's own pretrained ResNet-50 trunk, made once and shipped.
 
 The seed study ran detectron2's configs, which fine-tune a pretrained ResNet-50; the embedded study does the
-same from a trunk pretrained here. The pretext is a training run of an ordinary preset (``pretrain``:
-R50-FPN detection on a synthetic split of its own seed, which shares no image with the study's splits,
-checked by content hash), or, with ``model.pretext_archs`` (preset ``pretrain_joint``), the listed designs'
-heads trained together on one shared ResNet (``models.joint``), each design then evaluated with its own
-heads. Its ResNet, stem to res5, becomes ``weights/r50-gn-trunk.safetensors`` and the manifest beside it
-records the recipe, the data, the iterations, the time, the CPU kind, the learning curve and the file's
-SHA-256. Training is the ordinary loop, so the pretraining is deterministic on one CPU kind, shows a progress
-bar, and a killed ``make pretrain`` continues where its last checkpoint left off.
+same from a trunk pretrained here, on a synthetic split of its own seed that shares no image with the study's
+splits (checked by content hash). A pretext is a training run of an ordinary preset (``pretrain``: R50-FPN
+detection) or, with ``model.pretext_archs`` (preset ``pretrain_joint``), the listed designs' heads trained
+together on one shared ResNet (``models.joint``), each design then evaluated with its own heads. A run may
+continue a trunk (``model.weights`` naming one); the manifest then records it as ``initial_trunk``. The
+shipped trunk has two stages (``make pretrain``): R50-FPN detection from random weights
+(``weights/r50-gn-fpn-trunk.safetensors``), then the three designs' heads together
+(``weights/r50-gn-trunk.safetensors``, the default ``--out``). Each stage's ResNet, stem to res5, is written
+with a manifest beside it: the recipe, the data, the iterations, the time, the CPU kind, the learning curve
+and the file's SHA-256. Training is the ordinary loop, so the pretraining is deterministic on one CPU kind,
+shows a progress bar, and a killed ``make pretrain`` continues where its last checkpoint left off.
 """
 
 from __future__ import annotations
@@ -221,8 +224,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--preset",
         "-f",
-        default="pretrain",
-        help=f"the pretext's preset ({', '.join(list_presets())}, or a YAML file); default pretrain",
+        default="pretrain_joint",
+        help=(
+            f"the pretext's preset ({', '.join(list_presets())}, or a YAML file); default pretrain_joint,"
+            " the shipped trunk's last stage (make pretrain runs both)"
+        ),
     )
     add_override_argument(parser)
     parser.add_argument(

@@ -28,6 +28,8 @@ from fashionseg.errors import FashionsegError
 # the value of model.weights that names the shipped trunk, and the file it names (relative to the project)
 TRUNK_NAME = "trunk"
 TRUNK_FILE = Path("weights") / "r50-gn-trunk.safetensors"
+# make pretrain's first stage (preset pretrain), which the shipped trunk continues (preset pretrain_joint)
+FIRST_STAGE_FILE = Path("weights") / "r50-gn-fpn-trunk.safetensors"
 STORAGE_DTYPE = torch.float16
 # a ResNet's stages in torchvision's attribute names; "fc" (ImageNet's classifier) is not part of a trunk
 TRUNK_PREFIXES = ("conv1.", "bn1.", "layer1.", "layer2.", "layer3.", "layer4.")
@@ -163,7 +165,7 @@ def load_trunk(weights: str, depth: int, norm: str) -> tuple[dict[str, Tensor], 
     if not path.is_file():
         raise TrunkError(
             f"model.weights={weights}: trunk file {path} does not exist. Make it with `{REMAKE}` "
-            f"(about an hour on two CPU cores), restore it with `git checkout -- {TRUNK_FILE}`, or train "
+            f"(about two hours on two CPU cores), restore it with `git checkout -- {TRUNK_FILE}`, or train "
             "from scratch with -p model.weights=none (the scratch preset)"
         )
     manifest = read_manifest(path)
