@@ -221,7 +221,7 @@ def test_a_pretraining_split_sharing_images_with_the_study_is_refused(synthetic_
 def test_the_committed_trunks_match_their_manifests(trunk_file):
     path = project_root() / trunk_file
     manifest = read_manifest(path)
-    assert sha256_file(path) == manifest["sha256"]
+    assert sha256_file(path) == manifest["sha256"] and manifest["file"] == path.name
     assert path.stat().st_size == manifest["bytes"] <= MAX_TRUNK_BYTES
     assert manifest["norm"] == load_config("demo").model.norm
     assert manifest["data"]["synth_seed"] != load_config("demo").data.synth_seed

@@ -279,7 +279,8 @@ def test_shipped_candidate_sums_the_stages_and_reads_the_studys_fine_tunes(tmp_p
         _fine_tune(tmp_path, arch, *aps)
     shipped = pretraining.shipped_candidate(stages, tmp_path)
     assert (shipped.iterations, shipped.pretrain_seconds) == (500, 720.0)
-    assert shipped.trunk_sha256 == stages[-1]["sha256"] and shipped.pretext == "joint (the shipped trunk)"
+    assert shipped.trunk_sha256 == stages[-1]["sha256"]
+    assert shipped.pretext == "the shipped trunk: R50-FPN for 400 it, then R50-FPN+R50-C4 for 100 it"
     row = pretraining.pretext_table([shipped]).iloc[0]
     assert (
         row["R50-DC5"] == "44.0 / 39.0"

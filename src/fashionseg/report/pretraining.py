@@ -154,9 +154,10 @@ def shipped_candidate(stages: list[dict[str, Any]], results_dir: str | Path) -> 
     """The shipped trunk (``read_trunk_stages``) as a candidate, with the study's fine-tunes in
     ``results_dir``."""
     shipped = stages[-1]
+    history = ", then ".join(f"{m['arch']} for {m['iterations']} it" for m in stages)
     return PretextCandidate(
         "shipped",
-        f"{shipped['pretext']} (the shipped trunk)",
+        f"the shipped trunk: {history}",
         sum(int(m["iterations"]) for m in stages),
         sum(float(m["train_seconds"]) for m in stages),
         shipped["sha256"],
@@ -185,7 +186,7 @@ def pretext_table(candidates: list[PretextCandidate], archs: tuple[str, ...] = A
             ap = _fine_tuned_ap(candidate.runs / arch)
             row[arch] = "not measured" if ap is None else f"{ap[0]:.1f} / {ap[1]:.1f}"
             masks.append(None if ap is None else ap[1])
-        row["worst mask AP"] = None if None in masks else float(min(masks))
+        row["worst mask AP"] = None if None in masks else round(float(min(masks)), 1)
         rows.append(row)
     return pd.DataFrame(rows).set_index("pretext") if rows else pd.DataFrame()
 
@@ -275,9 +276,9 @@ def pretraining_reading(comparison: pd.DataFrame, stages: list[dict[str, Any]]) 
         f"Fine-tuning the trunk {direction} R50-FPN's mask AP over training from scratch: by "
         + " and ".join(f"{g:+.1f} points at {label}" for label, g in gains.items())
         + f" (box / mask AP in the table). The trunk cost {cost:.0f} minutes of training once "
-        f"({iterations}), shared by every design, seed and rerun. Counted in full, it is more compute than "
-        "the fine-tune itself by far; the pretext's detectors reached, on their split's own validation "
-        f"images, box / mask AP {pretext_ap_text(stages[-1]['val'])}. "
+        f"({iterations}), shared by every design, seed and rerun; at its end the pretext's detectors "
+        "reached, on the pretraining split's own validation images, box / mask AP "
+        f"{pretext_ap_text(stages[-1]['val'])}. "
         "What this does not show: the trunk's images come from the study's own generator, so it is closer "
         "to the target than ImageNet is to Fashionpedia; the gain says what a pretrained trunk buys at this "
         "scale, not what ImageNet's buys on real photographs."
