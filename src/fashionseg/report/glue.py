@@ -49,6 +49,8 @@ GLUE_KEYS: dict[str, tuple[str, ...]] = {
         "learning_curve_reading",
         "trunk_table",
         "trunk_curve",
+        "pretext_table",
+        "pretext_reading",
         "scratch_vs_trunk",
         "scratch_vs_trunk_curves",
         "pretraining_reading",
