@@ -22,6 +22,7 @@ from matplotlib.figure import Figure
 
 from fashionseg.config import ARCHITECTURES, project_root
 from fashionseg.models.trunk import TRUNK_FILE, TrunkError, read_manifest, resolve_trunk_path
+from fashionseg.rundir import RunDir, metric
 
 
 def read_trunk_manifest(trunk_path: str | Path | None = None) -> dict[str, Any]:
@@ -166,10 +167,12 @@ def shipped_candidate(stages: list[dict[str, Any]], results_dir: str | Path) -> 
 
 
 def _fine_tuned_ap(run: Path) -> tuple[float, float] | None:
-    if not (run / "metrics.json").is_file():
+    """A fine-tune's box and mask AP from its ``metrics.json`` (None: not fine-tuned)."""
+    run_dir = RunDir(run)
+    if not run_dir.metrics_file.is_file():
         return None
-    metrics = json.loads((run / "metrics.json").read_text())
-    return metrics["bbox"]["coco"]["AP"], metrics["segm"]["coco"]["AP"]
+    metrics = run_dir.metrics()
+    return metric(metrics, "box_AP"), metric(metrics, "mask_AP")
 
 
 def pretext_table(candidates: list[PretextCandidate], archs: tuple[str, ...] = ARCHITECTURES) -> pd.DataFrame:
